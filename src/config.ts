@@ -1,0 +1,167 @@
+/**
+ * The one typed configuration of Koppel. Every setting is an environment variable under the
+ * `KOPPEL_` prefix; each has a default, a parser and a description here, and `docs/configuration.md`
+ * is checked against this table by a test. A bad value stops the start with a message that names
+ * the variable and the fix.
+ */
+import path from 'node:path';
+
+export type Role = 'api' | 'worker' | 'all';
+
+export interface Config {
+  port: number;
+  host: string;
+  publicUrl: string | null;
+  dataDir: string;
+  databaseUrl: string | null;
+  adminApiKey: string | null;
+  secretKey: string | null;
+  role: Role;
+  retrySchedule: number[];
+  requestTimeoutMs: number;
+  maxResponseBytes: number;
+  allowedNetworks: string[];
+  endpointConcurrency: number;
+  workerConcurrency: number;
+  claimBatchSize: number;
+  leaseMs: number;
+  pollIntervalMs: number;
+  disableAfterFailingMs: number;
+  retryAfterMaxMs: number;
+  bodyLimitBytes: number;
+  idempotencyTtlMs: number;
+  logLevel: string;
+  production: boolean;
+}
+
+export class ConfigError extends Error {}
+
+interface Setting<T> {
+  key: string;
+  default: string;
+  description: string;
+  parse: (raw: string, key: string) => T;
+}
+
+function int(min: number, max: number) {
+  return (raw: string, key: string): number => {
+    if (!/^-?\d+$/.test(raw.trim())) throw new ConfigError(`${key}="${raw}" is not a whole number; set it to an integer between ${min} and ${max}.`);
+    const n = Number(raw.trim());
+    if (n < min || n > max) throw new ConfigError(`${key}=${n} is out of range; set it between ${min} and ${max}.`);
+    return n;
+  };
+}
+
+function seconds(minS: number, maxS: number) {
+  return (raw: string, key: string): number => {
+    const s = Number(raw.trim());
+    if (raw.trim() === '' || !Number.isFinite(s) || s < minS || s > maxS) {
+      throw new ConfigError(`${key}="${raw}" must be a number of seconds between ${minS} and ${maxS}.`);
+    }
+    return Math.round(s * 1000);
+  };
+}
+
+const str = (raw: string) => raw;
+const optionalStr = (raw: string) => (raw.trim() === '' ? null : raw.trim());
+
+function bool(raw: string, key: string): boolean {
+  const v = raw.trim().toLowerCase();
+  if (['1', 'true', 'yes', 'on'].includes(v)) return true;
+  if (['0', 'false', 'no', 'off', ''].includes(v)) return false;
+  throw new ConfigError(`${key}="${raw}" is not a boolean; use true or false.`);
+}
+
+/** Parses `KOPPEL_RETRY_SCHEDULE`: delays in seconds between attempts, comma-separated. */
+export function parseRetrySchedule(raw: string, key = 'KOPPEL_RETRY_SCHEDULE'): number[] {
+  const parts = raw.split(',').map((p) => p.trim());
+  if (parts.length === 0 || parts.length > 50 || parts.some((p) => p === '')) {
+    throw new ConfigError(`${key}="${raw}" must be 1 to 50 comma-separated numbers of seconds, e.g. "0,5,300".`);
+  }
+  return parts.map((p) => {
+    const s = Number(p);
+    if (!Number.isFinite(s) || s < 0 || s > 7 * 86400) {
+      throw new ConfigError(`${key}: "${p}" is not a delay in seconds between 0 and 604800.`);
+    }
+    return Math.round(s * 1000);
+  });
+}
+
+function cidrList(raw: string, key: string): string[] {
+  const items = raw.split(',').map((s) => s.trim()).filter(Boolean);
+  for (const item of items) {
+    const m = /^([^/]+)\/(\d{1,3})$/.exec(item);
+    if (!m) throw new ConfigError(`${key}: "${item}" is not a CIDR block; write it like 127.0.0.0/8 or ::1/128.`);
+  }
+  return items;
+}
+
+function role(raw: string, key: string): Role {
+  const v = raw.trim();
+  if (v === 'api' || v === 'worker' || v === 'all') return v;
+  throw new ConfigError(`${key}="${raw}" is not a role; use api, worker or all.`);
+}
+
+function url(raw: string, key: string): string | null {
+  const v = raw.trim();
+  if (v === '') return null;
+  try {
+    const u = new URL(v);
+    if (!['http:', 'https:', 'postgres:', 'postgresql:'].includes(u.protocol)) throw new Error();
+  } catch {
+    throw new ConfigError(`${key}="${raw}" is not a valid URL.`);
+  }
+  return v.replace(/\/$/, '');
+}
+
+/** Every setting with its default; the source of truth for docs/configuration.md. */
+export const SETTINGS = {
+  port: { key: 'KOPPEL_PORT', default: '8071', description: 'TCP port the HTTP server listens on.', parse: int(0, 65535) },
+  host: { key: 'KOPPEL_HOST', default: '0.0.0.0', description: 'Address the HTTP server binds to.', parse: str },
+  publicUrl: { key: 'KOPPEL_PUBLIC_URL', default: '', description: 'Public base URL of this server (used in printed and generated links). Defaults to http://localhost:<port>.', parse: url },
+  dataDir: { key: 'KOPPEL_DATA_DIR', default: './.koppel', description: 'Directory for the embedded SQLite database, the generated master key and the generated admin key.', parse: (r: string) => path.resolve(r) },
+  databaseUrl: { key: 'KOPPEL_DATABASE_URL', default: '', description: 'postgres://… to use PostgreSQL; empty uses embedded SQLite in the data directory.', parse: url },
+  adminApiKey: { key: 'KOPPEL_ADMIN_API_KEY', default: '', description: 'Admin API key accepted in addition to the generated one, so scripts can start Koppel non-interactively. At least 16 characters.', parse: (r: string, k: string) => { const v = optionalStr(r); if (v !== null && v.length < 16) throw new ConfigError(`${k} is too short; use at least 16 random characters.`); return v; } },
+  secretKey: { key: 'KOPPEL_SECRET_KEY', default: '', description: 'Master key (base64 of 32 bytes) that encrypts endpoint secrets at rest. The embedded default generates one into the data directory on first start.', parse: optionalStr },
+  role: { key: 'KOPPEL_ROLE', default: 'all', description: 'Which parts this process runs: api, worker or all.', parse: role },
+  retrySchedule: { key: 'KOPPEL_RETRY_SCHEDULE', default: '0,5,300,1800,7200,18000,36000,36000', description: 'Delays in seconds before each attempt (the first is the initial attempt), comma-separated; ±20 % jitter is applied to non-zero delays.', parse: parseRetrySchedule },
+  requestTimeoutMs: { key: 'KOPPEL_REQUEST_TIMEOUT', default: '15', description: 'Whole-exchange deadline for one delivery attempt in seconds (connect, headers and body).', parse: seconds(0.05, 300) },
+  maxResponseBytes: { key: 'KOPPEL_MAX_RESPONSE_BYTES', default: '65536', description: 'Bytes of each receiver response body that are stored with the attempt; the rest is discarded and the attempt is marked truncated.', parse: int(0, 1048576) },
+  allowedNetworks: { key: 'KOPPEL_ALLOWED_NETWORKS', default: '', description: 'Comma-separated CIDR blocks that deliveries may reach even though they are private, loopback or otherwise blocked (e.g. 127.0.0.0/8 for local testing).', parse: cidrList },
+  endpointConcurrency: { key: 'KOPPEL_ENDPOINT_CONCURRENCY', default: '20', description: 'Maximum attempts in flight to one endpoint from one worker process.', parse: int(1, 10000) },
+  workerConcurrency: { key: 'KOPPEL_WORKER_CONCURRENCY', default: '1000', description: 'Maximum attempts in flight in one worker process.', parse: int(1, 100000) },
+  claimBatchSize: { key: 'KOPPEL_CLAIM_BATCH', default: '50', description: 'Deliveries claimed per database round trip.', parse: int(1, 1000) },
+  leaseMs: { key: 'KOPPEL_LEASE', default: '60', description: 'Seconds a claimed delivery stays leased to a worker before another may take it; must exceed the request timeout.', parse: seconds(1, 3600) },
+  pollIntervalMs: { key: 'KOPPEL_POLL_INTERVAL', default: '1', description: 'Seconds between fallback polls for due deliveries when no wake-up signal arrives.', parse: seconds(0.01, 60) },
+  disableAfterFailingMs: { key: 'KOPPEL_DISABLE_AFTER', default: '432000', description: 'Seconds of continuous failure after which an endpoint is disabled (default 5 days).', parse: seconds(1, 365 * 86400) },
+  retryAfterMaxMs: { key: 'KOPPEL_RETRY_AFTER_MAX', default: '3600', description: 'Upper bound in seconds on a receiver\'s Retry-After that Koppel honours.', parse: seconds(0, 86400) },
+  bodyLimitBytes: { key: 'KOPPEL_BODY_LIMIT', default: '1048576', description: 'Largest accepted API request body in bytes; larger bodies get 413.', parse: int(1024, 64 * 1048576) },
+  idempotencyTtlMs: { key: 'KOPPEL_IDEMPOTENCY_TTL', default: '86400', description: 'Seconds an idempotency key is remembered.', parse: seconds(1, 7 * 86400) },
+  logLevel: { key: 'KOPPEL_LOG_LEVEL', default: 'info', description: 'Log level: fatal, error, warn, info, debug, trace or silent.', parse: (r: string, k: string) => { if (!['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].includes(r)) throw new ConfigError(`${k}="${r}" is not a log level; use one of fatal, error, warn, info, debug, trace, silent.`); return r; } },
+  production: { key: 'KOPPEL_PRODUCTION', default: 'false', description: 'Production mode: refuse to start without KOPPEL_SECRET_KEY instead of generating one.', parse: bool },
+} satisfies { [K in keyof Config]: Setting<Config[K]> };
+
+/** Reads and validates the configuration; throws ConfigError naming every bad variable. */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Partial<Config> = {}): Config {
+  const out: Record<string, unknown> = {};
+  const errors: string[] = [];
+  for (const [name, s] of Object.entries(SETTINGS) as [keyof Config, Setting<unknown>][]) {
+    const raw = env[s.key] ?? s.default;
+    try {
+      out[name] = s.parse(raw, s.key);
+    } catch (e) {
+      errors.push((e as Error).message);
+    }
+  }
+  const known = new Set(Object.values(SETTINGS).map((s) => s.key));
+  for (const k of Object.keys(env)) {
+    if (k.startsWith('KOPPEL_') && !k.startsWith('KOPPEL_TEST_') && !known.has(k)) errors.push(`${k} is not a Koppel setting; see docs/configuration.md for the list.`);
+  }
+  if (errors.length) throw new ConfigError(errors.join('\n'));
+  const cfg = { ...(out as unknown as Config), ...overrides };
+  if (cfg.leaseMs <= cfg.requestTimeoutMs) {
+    throw new ConfigError(`KOPPEL_LEASE (${cfg.leaseMs / 1000}s) must be longer than KOPPEL_REQUEST_TIMEOUT (${cfg.requestTimeoutMs / 1000}s), or two workers could send the same attempt.`);
+  }
+  if (!cfg.publicUrl) cfg.publicUrl = `http://localhost:${cfg.port}`;
+  return cfg;
+}

@@ -1,0 +1,19 @@
+/** What request handlers and workers share: configuration, store, crypto and signals. */
+import type { Logger } from 'pino';
+import type { Config } from './config.js';
+import type { SecretBox } from './crypto/secret-box.js';
+import type { Authenticator } from './http/auth.js';
+import type { MessageWriter } from './messages/message-writer.js';
+import type { Store } from './store/port.js';
+
+export interface Context {
+  config: Config;
+  store: Store;
+  box: SecretBox;
+  auth: Authenticator;
+  log: Logger;
+  messages: MessageWriter;
+  /** Tells the local delivery worker (if any) that new work is due now. */
+  wake: () => void;
+  defaultEnvironmentId: string;
+}

@@ -1,0 +1,219 @@
+/**
+ * Encryption of secrets at rest (endpoint signing secrets etc.) with AES-256-GCM.
+ *
+ * Sealed format: `v1:<keyId>:<base64url iv>:<base64url ciphertext>:<base64url tag>`.
+ * The key id travels with each ciphertext so the master key can be rotated without a flag day:
+ * new data is sealed with the current key, old rows still open with the previous keys until
+ * they are re-encrypted. The `v1:<keyId>` header is also bound in as GCM additional data, so it
+ * cannot be edited without failing authentication.
+ */
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+
+const VERSION = 'v1';
+const KEY_BYTES = 32;
+const IV_BYTES = 12; // GCM's native nonce size; other sizes are hashed down and offer no benefit.
+const TAG_BYTES = 16;
+const MASTER_KEY_HELP = 'KOPPEL_SECRET_KEY must be base64 of 32 random bytes; generate one with: openssl rand -base64 32';
+
+/** Decodes a master key; null unless it is canonical standard base64 of exactly 32 bytes. */
+function decodeMasterKey(base64Key: string): Buffer | null {
+  if (typeof base64Key !== 'string') return null;
+  // Trim because keys pasted from `openssl rand -base64 32` or read from a file carry a newline.
+  const text = base64Key.trim();
+  // Node's decoder skips junk characters, so a typo would silently yield a different key; the
+  // round trip makes the check strict.
+  if (!/^[A-Za-z0-9+/]+={0,2}$/.test(text)) return null;
+  const bytes = Buffer.from(text, 'base64');
+  return bytes.length === KEY_BYTES && bytes.toString('base64') === text ? bytes : null;
+}
+
+function decodeBase64Url(text: string): Buffer | null {
+  if (!/^[A-Za-z0-9_-]*$/.test(text)) return null;
+  const bytes = Buffer.from(text, 'base64url');
+  return bytes.toString('base64url') === text ? bytes : null;
+}
+
+/**
+ * Key id of a master key: first 8 hex chars of its SHA-256. Deterministic, so every process
+ * configured with the same key agrees on it, and it reveals nothing usable about the key.
+ */
+export function keyIdOf(key: Buffer): string {
+  return crypto.createHash('sha256').update(key).digest('hex').slice(0, 8);
+}
+
+/** Seals and opens short secrets with AES-256-GCM under a rotatable set of 32-byte keys. */
+export class SecretBox {
+  private readonly keys = new Map<string, Buffer>();
+  private readonly currentId: string;
+
+  /**
+   * @param keys every key that may have sealed existing data (ids must be unique, keys 32 bytes).
+   * @param currentId id of the key used by encrypt(); must be one of `keys`.
+   * @throws Error on a malformed key set.
+   */
+  constructor(keys: { id: string; key: Buffer }[], currentId: string) {
+    for (const { id, key } of keys) {
+      if (typeof id !== 'string' || !/^[A-Za-z0-9_-]+$/.test(id)) {
+        throw new Error(`SecretBox key id "${String(id)}" is invalid; use letters, digits, "_" or "-" (":" would break the sealed format).`);
+      }
+      if (!Buffer.isBuffer(key) || key.length !== KEY_BYTES) throw new Error(`SecretBox key "${id}" must be exactly ${KEY_BYTES} bytes.`);
+      const existing = this.keys.get(id);
+      if (existing && !existing.equals(key)) throw new Error(`SecretBox key id "${id}" is used by two different keys.`);
+      // Copy so later mutation of the caller's buffer cannot change what we decrypt with.
+      this.keys.set(id, Buffer.from(key));
+    }
+    if (!this.keys.has(currentId)) throw new Error(`SecretBox current key id "${currentId}" is not among the configured keys.`);
+    this.currentId = currentId;
+  }
+
+  /**
+   * Builds a box from one master key (the `KOPPEL_SECRET_KEY` value).
+   * @throws Error with instructions unless the value is base64 of exactly 32 bytes.
+   */
+  static fromMasterKey(base64Key: string): SecretBox {
+    return SecretBox.fromMasterKeys(base64Key, []);
+  }
+
+  /**
+   * Builds a box that encrypts with `current` and can still decrypt data sealed with any of
+   * `previous` (use during master-key rotation until everything is re-encrypted).
+   * @throws Error naming the offending key unless each value is base64 of exactly 32 bytes.
+   */
+  static fromMasterKeys(current: string, previous: string[]): SecretBox {
+    const currentKey = decodeMasterKey(current);
+    if (!currentKey) throw new Error(MASTER_KEY_HELP);
+    const keys = [{ id: keyIdOf(currentKey), key: currentKey }];
+    previous.forEach((value, index) => {
+      const key = decodeMasterKey(value);
+      if (!key) throw new Error(`Previous secret key #${index + 1} is invalid: ${MASTER_KEY_HELP}`);
+      keys.push({ id: keyIdOf(key), key });
+    });
+    return new SecretBox(keys, keys[0].id);
+  }
+
+  /** Id of the key that encrypt() uses. */
+  get currentKeyId(): string {
+    return this.currentId;
+  }
+
+  /** Encrypts a string under the current key with a fresh random IV. */
+  encrypt(plain: string): string {
+    if (typeof plain !== 'string') throw new TypeError('SecretBox.encrypt expects a string.');
+    const iv = crypto.randomBytes(IV_BYTES);
+    const cipher = crypto.createCipheriv('aes-256-gcm', this.keys.get(this.currentId)!, iv, { authTagLength: TAG_BYTES });
+    cipher.setAAD(Buffer.from(`${VERSION}:${this.currentId}`, 'utf8'));
+    const ciphertext = Buffer.concat([cipher.update(plain, 'utf8'), cipher.final()]);
+    const tag = cipher.getAuthTag();
+    return [VERSION, this.currentId, iv.toString('base64url'), ciphertext.toString('base64url'), tag.toString('base64url')].join(':');
+  }
+
+  /**
+   * Decrypts a value produced by encrypt() with any configured key.
+   * @throws Error if the value is malformed, sealed with an unknown key, or fails authentication
+   *   (tampered, truncated or wrong key) — never returns unauthenticated data.
+   */
+  decrypt(sealed: string): string {
+    if (typeof sealed !== 'string') throw new Error('Cannot decrypt secret: expected a sealed string.');
+    const parts = sealed.split(':');
+    if (parts.length !== 5 || parts[0] !== VERSION) {
+      throw new Error(`Cannot decrypt secret: not in the "${VERSION}:<keyId>:<iv>:<ciphertext>:<tag>" format.`);
+    }
+    const [, keyId, ivText, ciphertextText, tagText] = parts;
+    const key = this.keys.get(keyId);
+    if (!key) {
+      throw new Error(`Cannot decrypt secret: it was sealed with key id "${keyId}", which is not configured (if the master key was rotated, add the previous key).`);
+    }
+    const iv = decodeBase64Url(ivText);
+    const ciphertext = decodeBase64Url(ciphertextText);
+    const tag = decodeBase64Url(tagText);
+    if (!iv || iv.length !== IV_BYTES || !ciphertext || !tag || tag.length !== TAG_BYTES) {
+      throw new Error('Cannot decrypt secret: the sealed value is corrupt (bad IV, ciphertext or tag encoding).');
+    }
+    // authTagLength pins the tag size so a truncated tag cannot be accepted.
+    const decipher = crypto.createDecipheriv('aes-256-gcm', key, iv, { authTagLength: TAG_BYTES });
+    decipher.setAAD(Buffer.from(`${VERSION}:${keyId}`, 'utf8'));
+    decipher.setAuthTag(tag);
+    try {
+      return Buffer.concat([decipher.update(ciphertext), decipher.final()]).toString('utf8');
+    } catch {
+      throw new Error(`Cannot decrypt secret: authentication failed for key id "${keyId}" (the value was tampered with or the key is wrong).`);
+    }
+  }
+}
+
+/**
+ * Returns the master key stored in `<dataDir>/secret.key`, creating it (32 random bytes, base64,
+ * mode 0600, parent directories as needed) on first use. Used when KOPPEL_SECRET_KEY is unset.
+ *
+ * Creation writes a temp file, fsyncs it, then hard-links it into place. Unlike rename, link
+ * refuses to overwrite: when an API and a worker process start at the same moment, the loser gets
+ * EEXIST and reads the winner's key instead of replacing it (a replaced key would make everything
+ * the winner already encrypted unreadable).
+ * @throws Error if an existing file does not hold a valid key — it is never overwritten, since it
+ *   may be the only way to decrypt stored secrets.
+ */
+export function loadOrCreateMasterKey(dataDir: string): string {
+  const file = path.join(dataDir, 'secret.key');
+  const existing = readKeyFile(file);
+  if (existing !== null) return existing;
+
+  fs.mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+  const key = crypto.randomBytes(KEY_BYTES).toString('base64');
+  const tmp = `${file}.${process.pid}.${crypto.randomBytes(6).toString('hex')}.tmp`;
+  const fd = fs.openSync(tmp, 'wx', 0o600);
+  try {
+    fs.writeSync(fd, `${key}\n`);
+    fs.fsyncSync(fd); // the key must be durable before it can be used to encrypt anything
+  } finally {
+    fs.closeSync(fd);
+  }
+  try {
+    try {
+      fs.linkSync(tmp, file);
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code === 'EEXIST') return readKeyFile(file) ?? fail(file);
+      // Some filesystems have no hard links; fall back to rename, which is still atomic.
+      if (code === 'EPERM' || code === 'ENOTSUP' || code === 'ENOSYS' || code === 'EOPNOTSUPP') fs.renameSync(tmp, file);
+      else throw err;
+    }
+    syncDir(dataDir);
+  } finally {
+    fs.rmSync(tmp, { force: true });
+  }
+  // Re-read rather than return `key`, so that whatever is on disk is what this process uses.
+  return readKeyFile(file) ?? fail(file);
+}
+
+function readKeyFile(file: string): string | null {
+  let text: string;
+  try {
+    text = fs.readFileSync(file, 'utf8');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
+    throw err;
+  }
+  const key = text.trim();
+  if (!decodeMasterKey(key)) fail(file);
+  return key;
+}
+
+function fail(file: string): never {
+  throw new Error(`${file} does not contain a valid master key (base64 of 32 bytes). Restore the original file, or if no secrets were stored yet, delete it to generate a new one.`);
+}
+
+function syncDir(dir: string): void {
+  // Persist the directory entry too; not supported on every platform, and best effort is enough.
+  try {
+    const fd = fs.openSync(dir, 'r');
+    try {
+      fs.fsyncSync(fd);
+    } finally {
+      fs.closeSync(fd);
+    }
+  } catch {
+    /* ignore */
+  }
+}

@@ -1,0 +1,427 @@
+/**
+ * Outbound HTTP client for webhook deliveries.
+ *
+ * Everything about the exchange is decided by the receiver, which is untrusted:
+ * it may be slow, hostile, huge, or aimed at our own network. So this client
+ * - resolves and checks every address itself and connects only to a checked
+ *   address (no DNS-rebinding window between check and connect),
+ * - bounds the whole exchange by one deadline and the body by a byte cap,
+ * - never follows redirects and never decompresses,
+ * - reports every outcome as a value instead of throwing.
+ */
+import { lookup } from 'node:dns/promises';
+import { isIP, type Socket } from 'node:net';
+import { performance } from 'node:perf_hooks';
+import { Agent, buildConnector, request } from 'undici';
+
+import { blockedReason, parseNetworks, type AllowList } from './address-policy.js';
+
+export type ErrorClass =
+  | 'timeout'
+  | 'connection_refused'
+  | 'connection_reset'
+  | 'dns'
+  | 'tls'
+  | 'blocked'
+  | 'invalid_url'
+  | 'http_status'
+  | 'network';
+
+export interface SendRequest {
+  url: string;
+  headers: Record<string, string>;
+  body: string;
+}
+
+export interface SendResult {
+  /** True only for a 2xx response received within the deadline without a transport error. */
+  ok: boolean;
+  status: number | null;
+  /** Lower-case names; repeated headers joined with ", ". */
+  headers: Record<string, string>;
+  /** UTF-8 decoded (lossy) from at most maxResponseBytes received bytes. */
+  body: string;
+  truncated: boolean;
+  durationMs: number;
+  errorClass: ErrorClass | null;
+  error: string | null;
+  retryAfterMs: number | null;
+}
+
+export interface SenderOptions {
+  /** CIDRs exempt from the SSRF policy, e.g. ["10.1.0.0/16"]. */
+  allowedNetworks: string[];
+  /** Budget for the whole exchange: DNS, connect, TLS, headers and the entire body. */
+  deadlineMs: number;
+  maxResponseBytes: number;
+  userAgent?: string;
+  connectionsPerOrigin?: number;
+}
+
+/** Raised from the connector so a policy refusal is distinguishable from network failures. */
+export class BlockedAddressError extends Error {
+  readonly code = 'ERR_KOPPEL_BLOCKED_ADDRESS';
+  constructor(readonly reason: string) {
+    super(`blocked: ${reason}`);
+    this.name = 'BlockedAddressError';
+  }
+}
+
+const DEFAULT_USER_AGENT = 'Koppel-Webhooks/1.0';
+
+// Headers the caller must not set: framing and connection management belong to
+// the HTTP client, `host` must name the URL's host, and accept-encoding would
+// invite compressed bodies we deliberately never decode.
+const FORBIDDEN_REQUEST_HEADERS = new Set([
+  'host',
+  'content-length',
+  'transfer-encoding',
+  'connection',
+  'keep-alive',
+  'upgrade',
+  'expect',
+  'te',
+  'trailer',
+  'proxy-connection',
+  'proxy-authorization',
+  'accept-encoding',
+]);
+
+type ConnectOptions = buildConnector.Options;
+type ConnectCallback = buildConnector.Callback;
+
+/** Addresses tried per connection, so a hostname with many records cannot stall us. */
+const MAX_ADDRESSES_TRIED = 4;
+
+// Errors after which the next resolved address is worth trying (e.g. an AAAA
+// record on a host without IPv6 connectivity). Anything else is the answer.
+const NEXT_ADDRESS_CODES = new Set(['ECONNREFUSED', 'EHOSTUNREACH', 'ENETUNREACH', 'EADDRNOTAVAIL', 'EAFNOSUPPORT']);
+
+function stripTrailingDot(host: string): string {
+  return host.endsWith('.') ? host.slice(0, -1) : host;
+}
+
+/**
+ * The addresses a hostname stands for. `localhost` names are answered here
+ * (RFC 6761 says they are always loopback) rather than trusting the resolver,
+ * which might not know `localhost.` or might map `*.localhost` elsewhere.
+ */
+async function resolve(hostname: string): Promise<string[]> {
+  if (isIP(hostname)) return [hostname];
+  const name = stripTrailingDot(hostname).toLowerCase();
+  if (name === 'localhost' || name.endsWith('.localhost')) return ['127.0.0.1', '::1'];
+  const records = await lookup(hostname, { all: true });
+  return records.map((r) => r.address);
+}
+
+/**
+ * An undici connector that enforces the address policy at the only point that
+ * matters: the address the socket actually connects to.
+ */
+function guardedConnector(allow: AllowList, connectTimeoutMs: number): buildConnector.connector {
+  const connectTo = buildConnector({ timeout: connectTimeoutMs });
+
+  const attempt = (opts: ConnectOptions, ip: string): Promise<Socket> =>
+    new Promise((resolveSocket, reject) => {
+      connectTo({ ...opts, hostname: ip }, (err, socket) => (err ? reject(err) : resolveSocket(socket!)));
+    });
+
+  return (opts: ConnectOptions, callback: ConnectCallback): void => {
+    const run = async (): Promise<Socket> => {
+      const addresses = await resolve(opts.hostname);
+      if (addresses.length === 0) throw Object.assign(new Error(`no addresses for ${opts.hostname}`), { code: 'ENOTFOUND' });
+      // One bad record refuses the host: an attacker controlling DNS could
+      // otherwise mix a public and an internal address and let us pick.
+      for (const ip of addresses) {
+        const reason = blockedReason(ip, allow);
+        if (reason !== null) throw new BlockedAddressError(reason);
+      }
+
+      const host = stripTrailingDot(opts.hostname);
+      // SNI and certificate validation use the name from the URL, not the IP
+      // we dial; IP literals get no SNI (it is not allowed to carry an IP).
+      const servername = opts.servername || (isIP(host) ? undefined : host);
+
+      let lastError: unknown;
+      for (const ip of addresses.slice(0, MAX_ADDRESSES_TRIED)) {
+        let socket: Socket;
+        try {
+          socket = await attempt({ ...opts, servername }, ip);
+        } catch (err) {
+          lastError = err;
+          if (NEXT_ADDRESS_CODES.has((err as { code?: string }).code ?? '')) continue;
+          throw err;
+        }
+        // Belt and braces: the peer we ended up talking to must pass too.
+        const remote = socket.remoteAddress;
+        const reason = remote === undefined ? null : blockedReason(remote, allow);
+        if (remote === undefined || reason !== null) {
+          socket.destroy();
+          if (reason !== null) throw new BlockedAddressError(reason);
+          throw Object.assign(new Error('socket closed before its peer address was known'), { code: 'ECONNRESET' });
+        }
+        return socket;
+      }
+      throw lastError;
+    };
+    run().then(
+      (socket) => callback(null, socket),
+      (err: unknown) => callback(err instanceof Error ? err : new Error(String(err)), null),
+    );
+  };
+}
+
+class DeadlineExceeded extends Error {
+  constructor(deadlineMs: number, phase: string) {
+    super(`deadline of ${deadlineMs} ms exceeded ${phase}`);
+    this.name = 'DeadlineExceeded';
+  }
+}
+
+function errorCodes(err: unknown): string[] {
+  // undici and Node sometimes wrap the interesting error in `cause`; bounded walk.
+  const codes: string[] = [];
+  let cur: unknown = err;
+  for (let depth = 0; depth < 5 && cur instanceof Error; depth++) {
+    const code = (cur as { code?: unknown }).code;
+    if (typeof code === 'string') codes.push(code);
+    cur = cur.cause;
+  }
+  return codes;
+}
+
+const TLS_CODES = new Set([
+  'DEPTH_ZERO_SELF_SIGNED_CERT',
+  'SELF_SIGNED_CERT_IN_CHAIN',
+  'EPROTO',
+  'HOSTNAME_MISMATCH',
+  'ERR_SSL_WRONG_VERSION_NUMBER',
+]);
+
+function classifyCode(code: string): ErrorClass | null {
+  switch (code) {
+    case 'ECONNREFUSED':
+      return 'connection_refused';
+    case 'ECONNRESET':
+    case 'EPIPE':
+    case 'UND_ERR_SOCKET':
+    case 'ECONNABORTED':
+      return 'connection_reset';
+    case 'ENOTFOUND':
+    case 'EAI_AGAIN':
+    case 'EAI_FAIL':
+    case 'EAI_NODATA':
+    case 'ENODATA':
+    case 'ESERVFAIL':
+      return 'dns';
+    case 'ETIMEDOUT':
+    case 'UND_ERR_CONNECT_TIMEOUT':
+    case 'UND_ERR_HEADERS_TIMEOUT':
+    case 'UND_ERR_BODY_TIMEOUT':
+      return 'timeout';
+  }
+  if (
+    TLS_CODES.has(code) ||
+    code.startsWith('ERR_TLS_') ||
+    code.startsWith('ERR_SSL_') ||
+    code.startsWith('CERT_') ||
+    code.startsWith('UNABLE_TO_')
+  ) {
+    return 'tls';
+  }
+  return null;
+}
+
+function classify(err: unknown): { errorClass: ErrorClass; error: string } {
+  if (err instanceof BlockedAddressError) return { errorClass: 'blocked', error: err.message };
+  if (err instanceof DeadlineExceeded) return { errorClass: 'timeout', error: err.message };
+  const message = err instanceof Error ? err.message || err.name : String(err);
+  for (const code of errorCodes(err)) {
+    const errorClass = classifyCode(code);
+    if (errorClass !== null) return { errorClass, error: message };
+  }
+  return { errorClass: 'network', error: message };
+}
+
+/** Delta-seconds or an HTTP-date; anything else is ignored. */
+export function parseRetryAfter(value: string | undefined, now = Date.now()): number | null {
+  if (value === undefined) return null;
+  const text = value.trim();
+  if (/^\d+$/.test(text)) {
+    const ms = Number(text) * 1000;
+    return Number.isSafeInteger(ms) ? ms : null;
+  }
+  // Date.parse accepts almost anything ("1", "2024"); every HTTP-date form
+  // (IMF-fixdate, RFC 850, asctime) starts with a day name.
+  if (!/^(mon|tue|wed|thu|fri|sat|sun)[a-z]*,?\s/i.test(text)) return null;
+  const at = Date.parse(text);
+  if (Number.isNaN(at)) return null;
+  return Math.max(0, at - now);
+}
+
+function flattenHeaders(headers: Record<string, string | string[] | undefined>): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [name, value] of Object.entries(headers)) {
+    if (value === undefined) continue;
+    out[name.toLowerCase()] = Array.isArray(value) ? value.join(', ') : value;
+  }
+  return out;
+}
+
+/** What is known about an exchange so far; a deadline reports whatever arrived. */
+interface Progress {
+  phase: string;
+  status: number | null;
+  headers: Record<string, string>;
+  chunks: Buffer[];
+  truncated: boolean;
+}
+
+export class HttpSender {
+  private readonly agent: Agent;
+  private readonly allow: AllowList;
+  private readonly deadlineMs: number;
+  private readonly maxResponseBytes: number;
+  private readonly userAgent: string;
+
+  constructor(opts: SenderOptions) {
+    this.allow = parseNetworks(opts.allowedNetworks);
+    this.deadlineMs = opts.deadlineMs;
+    this.maxResponseBytes = opts.maxResponseBytes;
+    this.userAgent = opts.userAgent ?? DEFAULT_USER_AGENT;
+    this.agent = new Agent({
+      connections: opts.connectionsPerOrigin ?? 64,
+      pipelining: 1,
+      // Our own deadline is what ends an exchange; these only keep undici from
+      // holding a socket longer than that if it outlives the abort somehow.
+      headersTimeout: opts.deadlineMs,
+      bodyTimeout: opts.deadlineMs,
+      connect: guardedConnector(this.allow, opts.deadlineMs),
+    });
+  }
+
+  async send(req: SendRequest): Promise<SendResult> {
+    const started = performance.now();
+    const elapsed = (): number => Math.round(performance.now() - started);
+
+    let url: URL;
+    try {
+      url = new URL(req.url);
+    } catch {
+      return failure('invalid_url', `invalid URL: ${JSON.stringify(req.url)}`, elapsed());
+    }
+    if (url.protocol !== 'http:' && url.protocol !== 'https:') {
+      return failure('invalid_url', `unsupported URL scheme ${url.protocol}`, elapsed());
+    }
+
+    const progress: Progress = {
+      phase: 'before the response headers arrived',
+      status: null,
+      headers: {},
+      chunks: [],
+      truncated: false,
+    };
+    const controller = new AbortController();
+    let timer: NodeJS.Timeout | undefined;
+    // A race rather than just the abort signal: undici only looks at the signal
+    // once a socket is assigned, so a hanging DNS lookup or connect would
+    // otherwise outlive the deadline.
+    const deadline = new Promise<DeadlineExceeded>((resolveDeadline) => {
+      timer = setTimeout(() => resolveDeadline(new DeadlineExceeded(this.deadlineMs, progress.phase)), this.deadlineMs);
+    });
+    const exchange = this.exchange(url, req, controller.signal, progress);
+
+    const outcome = await Promise.race([exchange, deadline]);
+    clearTimeout(timer);
+    // On a deadline this tears down the socket; the abandoned exchange settles on its own.
+    if (outcome instanceof DeadlineExceeded) controller.abort(outcome);
+    return this.result(progress, outcome, elapsed());
+  }
+
+  /** Resolves with null on success or the error that ended the exchange; never rejects. */
+  private async exchange(url: URL, req: SendRequest, signal: AbortSignal, progress: Progress): Promise<unknown> {
+    try {
+      const res = await request(url, {
+        dispatcher: this.agent,
+        method: 'POST',
+        headers: this.requestHeaders(req.headers),
+        body: req.body,
+        signal,
+      });
+      if (signal.aborted) {
+        // The deadline won while the head was being handed over; drop the body.
+        res.body.on('error', () => {}).destroy();
+        return signal.reason;
+      }
+      progress.status = res.statusCode;
+      progress.headers = flattenHeaders(res.headers);
+      progress.phase = 'while reading the body';
+
+      let size = 0;
+      for await (const chunk of res.body as AsyncIterable<Buffer>) {
+        const room = this.maxResponseBytes - size;
+        if (chunk.length > room) {
+          if (room > 0) progress.chunks.push(chunk.subarray(0, room));
+          progress.truncated = true;
+          break;
+        }
+        progress.chunks.push(chunk);
+        size += chunk.length;
+      }
+      // Leaving the loop early already destroys the stream; destroying again is
+      // a no-op and makes the intent explicit: the rest of the body (and the
+      // connection carrying it) is dropped, so an endless body costs nothing.
+      if (progress.truncated) res.body.destroy();
+      return null;
+    } catch (err) {
+      return err;
+    }
+  }
+
+  private requestHeaders(given: Record<string, string>): Record<string, string> {
+    const headers: Record<string, string> = {};
+    for (const [name, value] of Object.entries(given)) {
+      const lower = name.toLowerCase();
+      if (!FORBIDDEN_REQUEST_HEADERS.has(lower)) headers[lower] = value;
+    }
+    headers['content-type'] ??= 'application/json';
+    headers['user-agent'] ??= this.userAgent;
+    return headers;
+  }
+
+  private result(progress: Progress, err: unknown, durationMs: number): SendResult {
+    const { status, headers, truncated } = progress;
+    const base = {
+      status,
+      headers,
+      body: Buffer.concat(progress.chunks).toString('utf8'),
+      truncated,
+      durationMs,
+      retryAfterMs: parseRetryAfter(headers['retry-after']),
+    };
+    if (err !== null) return { ...base, ok: false, ...classify(err) };
+    if (status !== null && status >= 200 && status < 300) return { ...base, ok: true, errorClass: null, error: null };
+    const location = status !== null && status >= 300 && status < 400 ? headers['location'] : undefined;
+    const error = location === undefined ? `HTTP ${status}` : `HTTP ${status} (redirect to ${location} not followed)`;
+    return { ...base, ok: false, errorClass: 'http_status', error };
+  }
+
+  /** Waits for in-flight exchanges (each bounded by the deadline) and closes idle sockets. */
+  async close(): Promise<void> {
+    await this.agent.close();
+  }
+}
+
+function failure(errorClass: ErrorClass, error: string, durationMs: number): SendResult {
+  return {
+    ok: false,
+    status: null,
+    headers: {},
+    body: '',
+    truncated: false,
+    durationMs,
+    errorClass,
+    error,
+    retryAfterMs: null,
+  };
+}

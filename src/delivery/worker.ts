@@ -1,0 +1,285 @@
+/**
+ * The delivery worker: claims due deliveries from the store in batches with a lease, sends each
+ * (signed, through the guarded HTTP client), and writes the outcomes back in batches. The
+ * database is the queue, so a crash loses nothing: a lease that is never settled expires and the
+ * delivery is claimed again (only attempts in flight at the crash can be sent twice).
+ *
+ * Concurrency is bounded per process and per endpoint: a slow endpoint fills only its own slots
+ * and is left out of claims while full, so it never delays the others.
+ */
+import os from 'node:os';
+import { randomBytes } from 'node:crypto';
+import type { Logger } from 'pino';
+import type { Config } from '../config.js';
+import type { SecretBox } from '../crypto/secret-box.js';
+import { signingSecrets } from '../endpoints/secrets.js';
+import { newId } from '../lib/ids.js';
+import type { ClaimedDelivery, DisabledEndpoint, Settlement, Store } from '../store/port.js';
+import { Status, type AttemptRow } from '../store/schema.js';
+import { HttpSender, type SendResult } from './http-sender.js';
+import { nextRetry } from './retry-policy.js';
+import { signatureHeader } from './signature.js';
+
+const SENSITIVE_HEADER = /(authorization|cookie|token|secret|key|password|credential)/i;
+
+/** Token bucket per endpoint for throttleRate (deliveries per second). */
+class RateLimiter {
+  private buckets = new Map<string, { tokens: number; at: number }>();
+  /** Takes a token; returns 0 when allowed, else ms until one is available. */
+  take(id: string, rate: number | null, now: number): number {
+    if (!rate) return 0;
+    const b = this.buckets.get(id) ?? { tokens: rate, at: now };
+    b.tokens = Math.min(rate, b.tokens + ((now - b.at) * rate) / 1000);
+    b.at = now;
+    this.buckets.set(id, b);
+    if (b.tokens >= 1) {
+      b.tokens -= 1;
+      return 0;
+    }
+    return Math.ceil(((1 - b.tokens) * 1000) / rate);
+  }
+}
+
+export interface WorkerDeps {
+  config: Config;
+  store: Store;
+  box: SecretBox;
+  log: Logger;
+  /** Called for each endpoint the worker disabled (after it is committed). */
+  onEndpointDisabled?: (e: DisabledEndpoint) => void;
+  /** Called after every settled attempt (metrics, tests). */
+  onAttempt?: (a: AttemptRow) => void;
+}
+
+export class DeliveryWorker {
+  readonly owner = `${os.hostname()}:${process.pid}:${randomBytes(4).toString('hex')}`;
+  private readonly sender: HttpSender;
+  private readonly limiter = new RateLimiter();
+  private inFlight = 0;
+  private readonly perEndpoint = new Map<string, number>();
+  private readonly pausedUntil = new Map<string, number>();
+  private settleQueue: Settlement[] = [];
+  private settling: Promise<void> | null = null;
+  private pumping = false;
+  private pumpAgain = false;
+  private running = false;
+  private timer: NodeJS.Timeout | null = null;
+  private idleWaiters: (() => void)[] = [];
+
+  constructor(private readonly deps: WorkerDeps) {
+    this.sender = new HttpSender({
+      allowedNetworks: deps.config.allowedNetworks,
+      deadlineMs: deps.config.requestTimeoutMs,
+      maxResponseBytes: deps.config.maxResponseBytes,
+      connectionsPerOrigin: deps.config.endpointConcurrency,
+    });
+  }
+
+  start() {
+    this.running = true;
+    this.wake();
+  }
+
+  /** New work may be due: claim now rather than at the next poll. */
+  wake() {
+    if (!this.running) return;
+    if (this.pumping) {
+      this.pumpAgain = true;
+      return;
+    }
+    setImmediate(() => void this.pump());
+  }
+
+  /** Stops claiming, waits for attempts in flight (up to the deadline) and writes them back. */
+  async stop(): Promise<void> {
+    this.running = false;
+    if (this.timer) clearTimeout(this.timer);
+    const deadline = Date.now() + this.deps.config.requestTimeoutMs + 2000;
+    while (this.inFlight > 0 && Date.now() < deadline) {
+      await new Promise<void>((res) => this.idleWaiters.push(res));
+    }
+    await this.flushSettlements();
+    await this.deps.store.releaseLeases(this.owner, Date.now()).catch(() => {});
+    await this.sender.close();
+  }
+
+  get activeAttempts() {
+    return this.inFlight;
+  }
+
+  private schedulePoll(delayMs: number) {
+    if (!this.running) return;
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = setTimeout(() => void this.pump(), Math.max(1, delayMs));
+    this.timer.unref?.();
+  }
+
+  private async pump(): Promise<void> {
+    if (!this.running || this.pumping) return;
+    this.pumping = true;
+    const { config, store, log } = this.deps;
+    try {
+      do {
+        this.pumpAgain = false;
+        for (;;) {
+          const free = config.workerConcurrency - this.inFlight;
+          if (free <= 0) break;
+          const now = Date.now();
+          const exclude: string[] = [];
+          for (const [id, n] of this.perEndpoint) if (n >= config.endpointConcurrency) exclude.push(id);
+          for (const [id, until] of this.pausedUntil) {
+            if (until > now) exclude.push(id);
+            else this.pausedUntil.delete(id);
+          }
+          const limit = Math.min(free, config.claimBatchSize);
+          const claimed = await store.claimDue(this.owner, now, now + config.leaseMs, limit, exclude);
+          for (const c of claimed) this.dispatch(c);
+          if (claimed.length < limit) break;
+        }
+      } while (this.pumpAgain && this.running);
+    } catch (e) {
+      log.error({ err: e }, 'claiming deliveries failed; retrying after the poll interval');
+    } finally {
+      this.pumping = false;
+    }
+    // Sleep until the next delivery is due, but never longer than the poll interval (other
+    // processes may add work we are not told about).
+    let delay = config.pollIntervalMs;
+    try {
+      const next = await store.nextDueAt();
+      if (next !== null) delay = Math.min(delay, Math.max(0, next - Date.now()));
+    } catch {
+      /* the next pump reports database trouble */
+    }
+    this.schedulePoll(delay);
+  }
+
+  private dispatch(c: ClaimedDelivery) {
+    const { delivery: d, endpoint: ep, message: m } = c;
+    const now = Date.now();
+    const base = { deliveryId: d.id, leaseOwner: this.owner, endpointId: d.endpoint_id, disableNow: false } as const;
+    if (!ep || !m || m.payload === null || ep.disabled) {
+      // Nothing to send: endpoint deleted or disabled, or payload expunged. Settle as failed
+      // without an attempt; recover/resend can bring it back once the cause is fixed.
+      this.queueSettlement({ ...base, attempt: null, status: Status.fail, dueAt: null, attempts: d.attempts, health: 'none' });
+      return;
+    }
+    const running = this.perEndpoint.get(ep.id) ?? 0;
+    const wait = running >= this.deps.config.endpointConcurrency ? 100 : this.limiter.take(ep.id, ep.throttle_rate, now);
+    if (wait > 0) {
+      // Over this endpoint's concurrency or rate: hand the row back, due when a slot is free.
+      this.pausedUntil.set(ep.id, now + wait);
+      this.queueSettlement({ ...base, attempt: null, status: Status.pending, dueAt: now + wait, attempts: d.attempts, health: 'none' });
+      return;
+    }
+    this.inFlight++;
+    this.perEndpoint.set(ep.id, running + 1);
+    void this.attempt(c).finally(() => {
+      this.inFlight--;
+      const n = (this.perEndpoint.get(ep.id) ?? 1) - 1;
+      if (n <= 0) this.perEndpoint.delete(ep.id);
+      else this.perEndpoint.set(ep.id, n);
+      if (this.inFlight === 0) this.idleWaiters.splice(0).forEach((f) => f());
+      this.wake();
+    });
+  }
+
+  private async attempt(c: ClaimedDelivery): Promise<void> {
+    const { delivery: d } = c;
+    const ep = c.endpoint!;
+    const m = c.message!;
+    const { config, box, log } = this.deps;
+    const started = Date.now();
+    const ts = Math.floor(started / 1000);
+    const body = m.payload!;
+    let result: SendResult;
+    let sentHeaders: Record<string, string> = {};
+    try {
+      const signature = signatureHeader(signingSecrets(box, ep.secrets, started), m.id, ts, body);
+      sentHeaders = {
+        ...(JSON.parse(ep.headers) as Record<string, string>),
+        'content-type': 'application/json',
+        'webhook-id': m.id,
+        'webhook-timestamp': String(ts),
+        'webhook-signature': signature,
+        'svix-id': m.id,
+        'svix-timestamp': String(ts),
+        'svix-signature': signature,
+      };
+      result = await this.sender.send({ url: ep.url, headers: sentHeaders, body });
+    } catch (e) {
+      // Bugs and infrastructure faults (e.g. an undecryptable secret) fail the attempt visibly.
+      log.error({ err: e, msgId: m.id, endpointId: ep.id }, 'attempt could not be made');
+      result = { ok: false, status: null, headers: {}, body: '', truncated: false, durationMs: Date.now() - started, errorClass: 'network', error: `internal error: ${(e as Error).message}`, retryAfterMs: null };
+    }
+    const now = Date.now();
+    const attempts = d.attempts + 1;
+    const shown: Record<string, string> = {};
+    for (const [k, v] of Object.entries(sentHeaders)) shown[k] = SENSITIVE_HEADER.test(k) && !/signature/i.test(k) ? '[redacted]' : v;
+    const attempt: AttemptRow = {
+      id: newId('atmpt', now), delivery_id: d.id, message_id: m.id, endpoint_id: ep.id, app_id: d.app_id, environment_id: d.environment_id,
+      url: ep.url, status: result.ok ? Status.success : Status.fail, response_status_code: result.status ?? 0, response: result.body,
+      response_truncated: result.truncated ? 1 : 0, duration_ms: Math.max(0, Math.round(result.durationMs)), error_class: result.ok ? null : result.errorClass,
+      error: result.ok ? null : result.error, request_headers: JSON.stringify(shown), trigger_type: d.trigger_type, created_at: started,
+    };
+    const base = { deliveryId: d.id, leaseOwner: this.owner, endpointId: ep.id, attempt, attempts };
+    if (result.ok) {
+      this.queueSettlement({ ...base, status: Status.success, dueAt: null, health: 'success', disableNow: false });
+    } else if (result.status === 410) {
+      this.queueSettlement({ ...base, status: Status.fail, dueAt: null, health: 'failure', disableNow: true });
+    } else {
+      const next = nextRetry(attempts, config.retrySchedule, result.retryAfterMs, config.retryAfterMaxMs);
+      this.queueSettlement({
+        ...base,
+        status: next.retry ? Status.pending : Status.fail,
+        dueAt: next.retry ? now + next.delayMs : null,
+        health: 'failure',
+        disableNow: false,
+      });
+    }
+    log.debug({ msgId: m.id, endpointId: ep.id, attemptId: attempt.id, status: result.status, errorClass: result.errorClass, ms: attempt.duration_ms }, 'attempt');
+  }
+
+  private queueSettlement(s: Settlement) {
+    this.settleQueue.push(s);
+    if (!this.settling) this.settling = new Promise<void>((res) => setImmediate(res)).then(() => this.drainSettlements());
+  }
+
+  /** Writes queued outcomes; everything queued while a write runs goes into the next one. */
+  private async drainSettlements(): Promise<void> {
+    const { store, config, log } = this.deps;
+    while (this.settleQueue.length) {
+      const batch = this.settleQueue.splice(0, 500);
+      for (let tries = 0; ; tries++) {
+        try {
+          const disabled = await store.settle(batch, { now: Date.now(), disableAfterMs: config.disableAfterFailingMs });
+          for (const a of batch) if (a.attempt) this.deps.onAttempt?.(a.attempt);
+          for (const e of disabled) await this.endpointDisabled(e);
+          break;
+        } catch (e) {
+          // If the database stays away the leases expire and the deliveries are retried.
+          log.error({ err: e, tries }, 'writing delivery outcomes failed');
+          if (tries >= 5) break;
+          await new Promise((r) => setTimeout(r, 200 * (tries + 1)));
+        }
+      }
+      if (batch.some((s) => s.status === Status.pending)) this.wake();
+    }
+    this.settling = null;
+  }
+
+  private async flushSettlements() {
+    while (this.settling || this.settleQueue.length) {
+      if (this.settling) await this.settling;
+      else this.settling = this.drainSettlements();
+    }
+  }
+
+  private async endpointDisabled(e: DisabledEndpoint) {
+    const { store, log } = this.deps;
+    const payload = { appId: e.appId, endpointId: e.endpointId, failSince: e.failingSince === null ? null : new Date(e.failingSince).toISOString(), reason: e.reason };
+    log.warn({ endpointId: e.endpointId, appId: e.appId, reason: e.reason }, 'endpoint.disabled');
+    await store.recordOperationalEvent({ id: newId('opev'), environment_id: e.environmentId, event_type: 'endpoint.disabled', payload: JSON.stringify(payload), created_at: Date.now() });
+    this.deps.onEndpointDisabled?.(e);
+  }
+}

@@ -1,0 +1,64 @@
+/**
+ * /api/v1/environment (Koppel extension): isolated namespaces such as live and test, each with its
+ * own keys, event types and applications. Creating one returns its first API key, shown once.
+ */
+import type { FastifyInstance } from 'fastify';
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import { Type, type Static } from 'typebox';
+import type { Context } from '../context.js';
+import { generateApiKey, hashApiKey, requireAdmin } from '../http/auth.js';
+import { IdempotencyHeaders, errorResponses, iso, notFoundError } from '../http/common.js';
+import { ListResponse, PaginationQuery, listPage } from '../http/pagination.js';
+import { newId } from '../lib/ids.js';
+import type { EnvironmentRow } from '../store/schema.js';
+
+export const EnvironmentIn = Type.Object({ name: Type.String({ minLength: 1, maxLength: 256 }) }, { $id: 'EnvironmentIn', additionalProperties: false });
+export const EnvironmentOut = Type.Object({ id: Type.String(), name: Type.String(), createdAt: Type.String({ format: 'date-time' }) }, { $id: 'EnvironmentOut' });
+export const EnvironmentCreatedOut = Type.Object(
+  { id: Type.String(), name: Type.String(), createdAt: Type.String({ format: 'date-time' }), apiKey: Type.String({ description: 'The environment\'s first API key; shown only now.' }), apiKeyId: Type.String() },
+  { $id: 'EnvironmentCreatedOut' },
+);
+
+const environmentOut = (e: EnvironmentRow): Static<typeof EnvironmentOut> => ({ id: e.id, name: e.name, createdAt: iso(Number(e.created_at)) });
+
+/** Creates an environment with a first key (also used at first start for the default one). */
+export async function createEnvironment(ctx: Pick<Context, 'store'>, name: string, id = newId('env')) {
+  const now = Date.now();
+  const env: EnvironmentRow = { id, name, created_at: now };
+  await ctx.store.createEnvironment(env);
+  const key = generateApiKey();
+  const keyId = newId('key');
+  await ctx.store.createApiKey({ id: keyId, environment_id: env.id, application_id: null, name: `${name} (initial key)`, key_hash: hashApiKey(key), key_prefix: key.slice(0, 8), created_at: now, revoked_at: null });
+  return { env, key, keyId };
+}
+
+const tags = ['Environment'];
+
+export function environmentRoutes(app: FastifyInstance, ctx: Context) {
+  const r = app.withTypeProvider<TypeBoxTypeProvider>();
+
+  r.get('/api/v1/environment', {
+    schema: { tags, operationId: 'v1.environment.list', summary: 'List environments (admin key)', querystring: Type.Object(PaginationQuery), response: { 200: ListResponse(EnvironmentOut, 'ListResponse_EnvironmentOut_'), ...errorResponses } },
+  }, async (req) => {
+    requireAdmin(req.principal);
+    return listPage(req.query, 'asc', (e: EnvironmentRow) => e.id, (page) => ctx.store.listEnvironments(page), environmentOut);
+  });
+
+  r.post('/api/v1/environment', {
+    schema: { tags, operationId: 'v1.environment.create', summary: 'Create an environment and its first API key (admin key)', headers: IdempotencyHeaders, body: EnvironmentIn, response: { 201: EnvironmentCreatedOut, ...errorResponses } },
+  }, async (req, reply) => {
+    requireAdmin(req.principal);
+    const { env, key, keyId } = await createEnvironment(ctx, req.body.name);
+    return reply.code(201).send({ ...environmentOut(env), apiKey: key, apiKeyId: keyId });
+  });
+
+  r.get('/api/v1/environment/:env_id', {
+    schema: { tags, operationId: 'v1.environment.get', summary: 'Get an environment', params: Type.Object({ env_id: Type.String({ maxLength: 64 }) }), response: { 200: EnvironmentOut, ...errorResponses } },
+  }, async (req) => {
+    const p = req.principal;
+    if (p.kind !== 'admin' && p.environmentId !== req.params.env_id) throw notFoundError('Environment', req.params.env_id);
+    const env = await ctx.store.getEnvironment(req.params.env_id);
+    if (!env) throw notFoundError('Environment', req.params.env_id);
+    return environmentOut(env);
+  });
+}

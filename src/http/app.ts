@@ -1,0 +1,140 @@
+/**
+ * The HTTP server: Fastify with TypeBox schemas on every route, which validate requests (strictly:
+ * no type coercion of bodies, unknown fields refused), serialise responses, and generate the
+ * OpenAPI document at /api/v1/openapi.json.
+ */
+import Fastify, { type FastifyError, type FastifyInstance } from 'fastify';
+import swagger from '@fastify/swagger';
+import swaggerUi from '@fastify/swagger-ui';
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import { Ajv } from 'ajv';
+import addFormats from 'ajv-formats';
+import type { Context } from '../context.js';
+import { ApiError, ERRORS, ValidationFailed, type ValidationItem } from './errors.js';
+import { registerIdempotency } from './idempotency.js';
+import { registerRoutes } from './routes.js';
+
+function makeAjv(coerce: boolean) {
+  const ajv = new Ajv({
+    coerceTypes: coerce ? 'array' : false,
+    useDefaults: true,
+    removeAdditional: false,
+    allErrors: true,
+    strict: false,
+  });
+  (addFormats as unknown as (a: Ajv) => void)(ajv);
+  return ajv;
+}
+
+/** Converts ajv errors to Svix/FastAPI-style `{loc, msg, type}` items. */
+function toValidationItems(errors: any[], context: string): ValidationItem[] {
+  return errors.map((e) => {
+    const path = String(e.instancePath ?? '')
+      .split('/')
+      .filter(Boolean)
+      .map((p: string) => (/^\d+$/.test(p) ? Number(p) : p.replace(/~1/g, '/').replace(/~0/g, '~')));
+    const loc: (string | number)[] = [context, ...path];
+    let msg = String(e.message ?? 'is invalid');
+    let type = `value_error.${e.keyword}`;
+    if (e.keyword === 'additionalProperties') {
+      loc.push(e.params.additionalProperty);
+      msg = `unknown field "${e.params.additionalProperty}"; remove it or check its spelling`;
+      type = 'value_error.extra';
+    } else if (e.keyword === 'required') {
+      loc.push(e.params.missingProperty);
+      msg = 'field required';
+      type = 'value_error.missing';
+    } else if (e.keyword === 'type') {
+      msg = `must be ${e.params.type}`;
+      type = `type_error.${e.params.type}`;
+    }
+    return { loc, msg, type };
+  });
+}
+
+export async function buildApp(ctx: Context): Promise<FastifyInstance> {
+  const app = Fastify({
+    logger: false,
+    bodyLimit: ctx.config.bodyLimitBytes,
+    // Svix ids and uids never contain these, but keep routing strict and predictable.
+    routerOptions: { ignoreTrailingSlash: true, maxParamLength: 300 },
+    return503OnClosing: true,
+    forceCloseConnections: 'idle',
+  }).withTypeProvider<TypeBoxTypeProvider>();
+
+  const strictAjv = makeAjv(false);
+  const coercingAjv = makeAjv(true);
+  app.setValidatorCompiler(({ schema, httpPart }) =>
+    httpPart === 'body' ? strictAjv.compile(schema) : coercingAjv.compile(schema),
+  );
+  app.setSchemaErrorFormatter((errors, dataVar) => {
+    const err = new ValidationFailed(toValidationItems(errors, dataVar === 'querystring' ? 'query' : dataVar));
+    return err;
+  });
+
+  app.setErrorHandler((error: FastifyError | ApiError | ValidationFailed, req, reply) => {
+    if (error instanceof ValidationFailed) {
+      return reply.code(422).send({ code: 'validation', detail: error.items });
+    }
+    if (error instanceof ApiError) {
+      for (const [k, v] of Object.entries(error.headers)) reply.header(k, v);
+      return reply.code(error.status).send({ code: error.code, detail: error.message });
+    }
+    const fe = error as FastifyError;
+    switch (fe.code) {
+      case 'FST_ERR_CTP_BODY_TOO_LARGE':
+        return reply.code(413).send({ code: 'payload_too_large', detail: `The request body is larger than ${ctx.config.bodyLimitBytes} bytes; send less per request or raise KOPPEL_BODY_LIMIT.` });
+      case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
+        return reply.code(415).send({ code: 'unsupported_media_type', detail: ERRORS.unsupported_media_type.detail });
+      case 'FST_ERR_CTP_EMPTY_JSON_BODY':
+        return reply.code(400).send({ code: 'invalid_json', detail: 'The body is empty but Content-Type says JSON: send a JSON document or no Content-Type.' });
+      case 'FST_ERR_CTP_INVALID_JSON_BODY':
+        return reply.code(400).send({ code: 'invalid_json', detail: `${ERRORS.invalid_json.detail} (${fe.message})` });
+      case 'FST_ERR_CTP_INVALID_CONTENT_LENGTH':
+        return reply.code(400).send({ code: 'bad_request', detail: 'Content-Length does not match the body that was sent.' });
+    }
+    if (fe.statusCode === 400 && (fe instanceof SyntaxError || /JSON/i.test(fe.message))) {
+      return reply.code(400).send({ code: 'invalid_json', detail: `${ERRORS.invalid_json.detail} (${fe.message})` });
+    }
+    if (fe.statusCode && fe.statusCode >= 400 && fe.statusCode < 500) {
+      return reply.code(fe.statusCode).send({ code: 'bad_request', detail: fe.message });
+    }
+    ctx.log.error({ err: error, url: req.url, method: req.method }, 'request failed');
+    return reply.code(500).send({ code: 'internal', detail: ERRORS.internal.detail });
+  });
+
+  app.setNotFoundHandler((req, reply) => {
+    reply.code(404).send({ code: 'not_found', detail: `No route for ${req.method} ${req.url.split('?')[0]}; see /api/v1/openapi.json for the API.` });
+  });
+
+  await app.register(swagger, {
+    openapi: {
+      openapi: '3.1.0',
+      info: {
+        title: 'Koppel API',
+        version: '1.0.0',
+        description: 'Koppel sends webhooks for your platform: applications, event types, endpoints, messages and attempts, compatible with the Svix v1 API, plus environments and API keys.',
+      },
+      components: {
+        securitySchemes: { HTTPBearer: { type: 'http', scheme: 'bearer', description: 'An API key created by Koppel.' } },
+      },
+      security: [{ HTTPBearer: [] }],
+    },
+    refResolver: { buildLocalReference: (json, _baseUri, _fragment, i) => String(json.$id ?? `def-${i}`) },
+  });
+  await app.register(swaggerUi, { routePrefix: '/docs', uiConfig: { deepLinking: true } });
+
+  // Authentication runs for every /api/v1 route except the public ones, before validation, so
+  // a caller without a key learns nothing about the API's shapes.
+  app.addHook('onRequest', async (req) => {
+    const path = req.url.split('?')[0];
+    if (!path.startsWith('/api/v1/') || path.startsWith('/api/v1/health') || path === '/api/v1/openapi.json') return;
+    req.principal = await ctx.auth.authenticate(req);
+  });
+  registerIdempotency(app, ctx.store, ctx.config.idempotencyTtlMs);
+
+  await registerRoutes(app, ctx);
+
+  app.get('/api/v1/openapi.json', { schema: { hide: true } }, async () => app.swagger());
+  return app;
+}

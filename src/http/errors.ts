@@ -1,0 +1,56 @@
+/**
+ * The error catalogue. Every error Koppel answers with has a stable `code`, an HTTP status and a
+ * detail that tells the caller how to fix it, rendered as `{code, detail}` (the Svix error shape).
+ * docs/api.md lists the same codes; a test keeps the two in step.
+ */
+export const ERRORS = {
+  authentication_failed: { status: 401, detail: 'Missing or invalid API key: send "Authorization: Bearer <key>" with a key created by Koppel.' },
+  forbidden: { status: 403, detail: 'This API key may not do that: use a key of the environment (or an admin key).' },
+  not_found: { status: 404, detail: 'Entity not found.' },
+  conflict: { status: 409, detail: 'A resource with that identifier already exists.' },
+  idempotency_conflict: { status: 409, detail: 'A request with this idempotency-key is still being processed; retry after it finishes.' },
+  idempotency_key_reused: { status: 422, detail: 'This idempotency-key was already used with a different request body or path; use a new key for a different request.' },
+  validation: { status: 422, detail: 'The request did not validate.' },
+  bad_request: { status: 400, detail: 'The request is malformed.' },
+  invalid_json: { status: 400, detail: 'The request body is not valid JSON: send a UTF-8 JSON document with Content-Type: application/json.' },
+  unsupported_media_type: { status: 415, detail: 'Send the body as JSON with Content-Type: application/json.' },
+  payload_too_large: { status: 413, detail: 'The request body is too large; split it into smaller requests.' },
+  method_not_allowed: { status: 405, detail: 'This method is not supported on this path.' },
+  rate_limited: { status: 429, detail: 'Too many requests; retry after the time given in Retry-After.' },
+  unavailable: { status: 503, detail: 'Koppel is shutting down or its database is unreachable; retry shortly.' },
+  internal: { status: 500, detail: 'An unexpected error occurred; it has been logged.' },
+} as const;
+
+export type ErrorCode = keyof typeof ERRORS;
+
+/** A failure to report to the API caller; thrown by services, rendered by the HTTP layer. */
+export class ApiError extends Error {
+  readonly status: number;
+  constructor(
+    readonly code: ErrorCode,
+    detail?: string,
+    readonly headers: Record<string, string> = {},
+  ) {
+    super(detail ?? ERRORS[code].detail);
+    this.status = ERRORS[code].status;
+  }
+}
+
+export const notFound = (what: string) => new ApiError('not_found', `${what} not found.`);
+
+/** One item of a 422 response, in the shape Svix and FastAPI use. */
+export interface ValidationItem {
+  loc: (string | number)[];
+  msg: string;
+  type: string;
+}
+
+/** A 422 with per-field problems: `{code: "validation", detail: [{loc, msg, type}]}`. */
+export class ValidationFailed extends Error {
+  constructor(readonly items: ValidationItem[]) {
+    super(items.map((i) => `${i.loc.join('.')}: ${i.msg}`).join('; '));
+  }
+}
+
+export const invalidField = (loc: (string | number)[], msg: string, type = 'value_error') =>
+  new ValidationFailed([{ loc, msg, type }]);

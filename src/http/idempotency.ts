@@ -1,0 +1,76 @@
+/**
+ * The `idempotency-key` header on POST requests (the Svix client sends `auto_<uuid>` on every
+ * POST and reuses it on retries). The key is scoped to the environment. The first request with
+ * a key runs; a repeat with the same method, path and body within the TTL gets the first
+ * response back (with `idempotent-replayed: true`); a repeat with a different request is a 422;
+ * a repeat that arrives while the first still runs waits for it. State lives in the database, so
+ * it holds across processes. A 5xx outcome is forgotten so the client's retry can run again.
+ */
+import { createHash } from 'node:crypto';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { Store } from '../store/port.js';
+import { ApiError } from './errors.js';
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    idempotency?: { environmentId: string; key: string };
+  }
+}
+
+const WAIT_STEP_MS = 25;
+const WAIT_MAX_MS = 15_000;
+
+export function registerIdempotency(app: FastifyInstance, store: Store, ttlMs: number) {
+  app.addHook('preHandler', async (req: FastifyRequest, reply: FastifyReply) => {
+    if (req.method !== 'POST') return;
+    const raw = req.headers['idempotency-key'];
+    if (raw === undefined || !req.principal) return;
+    const key = Array.isArray(raw) ? raw[0] : raw;
+    if (key.length === 0 || key.length > 256) {
+      throw new ApiError('bad_request', 'The idempotency-key header must be 1 to 256 characters.');
+    }
+    const scopedKey = `${req.principal.applicationId ?? '*'}:${key}`;
+    const hash = createHash('sha256')
+      .update(req.method)
+      .update('\0')
+      .update(req.url)
+      .update('\0')
+      .update(req.body === undefined ? '' : JSON.stringify(req.body))
+      .digest('hex');
+    const envId = req.principal.environmentId;
+    const started = Date.now();
+    for (;;) {
+      const r = await store.beginIdempotent(envId, scopedKey, hash, Date.now(), ttlMs);
+      if (r.state === 'new') {
+        req.idempotency = { environmentId: envId, key: scopedKey };
+        return;
+      }
+      if (r.state === 'mismatch') throw new ApiError('idempotency_key_reused');
+      if (r.state === 'done') {
+        reply.code(r.statusCode).header('idempotent-replayed', 'true').header('content-type', 'application/json; charset=utf-8');
+        return reply.send(r.response === '' ? undefined : r.response);
+      }
+      if (Date.now() - started > WAIT_MAX_MS) throw new ApiError('idempotency_conflict');
+      await new Promise((res) => setTimeout(res, WAIT_STEP_MS));
+    }
+  });
+
+  app.addHook('onSend', async (req, reply, payload) => {
+    const idem = req.idempotency;
+    if (!idem) return payload;
+    req.idempotency = undefined;
+    if (reply.statusCode >= 500) {
+      await store.abandonIdempotent(idem.environmentId, idem.key);
+    } else {
+      const body = typeof payload === 'string' ? payload : Buffer.isBuffer(payload) ? payload.toString('utf8') : payload == null ? '' : String(payload);
+      await store.completeIdempotent(idem.environmentId, idem.key, reply.statusCode, body);
+    }
+    return payload;
+  });
+
+  // A request that died before sending (client gone) must not leave its key locked forever.
+  app.addHook('onResponse', async (req) => {
+    const idem = req.idempotency;
+    if (idem) await store.abandonIdempotent(idem.environmentId, idem.key);
+  });
+}

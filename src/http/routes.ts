@@ -1,0 +1,25 @@
+/** Every route of the REST API, one registration per resource folder. */
+import type { FastifyInstance } from 'fastify';
+import type { Context } from '../context.js';
+import { apiKeyRoutes } from '../api-keys/routes.js';
+import { applicationRoutes } from '../applications/routes.js';
+import { attemptRoutes } from '../attempts/routes.js';
+import { endpointRoutes } from '../endpoints/routes.js';
+import { environmentRoutes } from '../environments/routes.js';
+import { eventTypeRoutes } from '../event-types/routes.js';
+import { healthRoutes } from '../health/routes.js';
+import { messageRoutes } from '../messages/routes.js';
+import { HttpErrorOut, ValidationErrorOut } from './common.js';
+
+export async function registerRoutes(app: FastifyInstance, ctx: Context) {
+  app.addSchema(HttpErrorOut);
+  app.addSchema(ValidationErrorOut);
+  healthRoutes(app, ctx);
+  environmentRoutes(app, ctx);
+  apiKeyRoutes(app, ctx);
+  applicationRoutes(app, ctx);
+  eventTypeRoutes(app, ctx);
+  endpointRoutes(app, ctx);
+  messageRoutes(app, ctx);
+  attemptRoutes(app, ctx);
+}

@@ -1,0 +1,111 @@
+/**
+ * Assembles a Koppel process from its configuration: store, keys, HTTP API and/or delivery
+ * worker by role. Used by main.ts and by tests that need a whole server.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { pino, type Logger } from 'pino';
+import type { FastifyInstance } from 'fastify';
+import type { Config } from './config.js';
+import type { Context } from './context.js';
+import { SecretBox, loadOrCreateMasterKey } from './crypto/secret-box.js';
+import { DeliveryWorker } from './delivery/worker.js';
+import { createEnvironment } from './environments/routes.js';
+import { buildApp } from './http/app.js';
+import { Authenticator, generateApiKey } from './http/auth.js';
+import { MessageWriter } from './messages/message-writer.js';
+import { openStore } from './store/index.js';
+import type { Store } from './store/port.js';
+
+export interface Koppel {
+  config: Config;
+  ctx: Context;
+  app: FastifyInstance | null;
+  worker: DeliveryWorker | null;
+  /** Base URL the API listens on (null for a worker-only process). */
+  url: string | null;
+  /** The generated admin key, when this start created or read one from the data directory. */
+  generatedAdminKey: string | null;
+  close(): Promise<void>;
+}
+
+/** Reads or creates `<dataDir>/admin.key` (mode 0600). */
+function loadOrCreateAdminKey(dataDir: string): string {
+  const file = path.join(dataDir, 'admin.key');
+  try {
+    return fs.readFileSync(file, 'utf8').trim();
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+  }
+  fs.mkdirSync(dataDir, { recursive: true });
+  const key = generateApiKey();
+  fs.writeFileSync(file, key + '\n', { mode: 0o600, flag: 'wx' });
+  return key;
+}
+
+async function defaultEnvironment(store: Store): Promise<string> {
+  const first = await store.listEnvironments({ limit: 1, after: null, order: 'asc' });
+  if (first.items.length) return first.items[0].id;
+  const { env } = await createEnvironment({ store }, 'default');
+  return env.id;
+}
+
+export async function startKoppel(config: Config, opts: { logger?: Logger; listen?: boolean; store?: Store } = {}): Promise<Koppel> {
+  const log = opts.logger ?? pino({ level: config.logLevel, base: { service: 'koppel' } });
+  let masterKey = config.secretKey;
+  if (!masterKey) {
+    if (config.production) throw new Error('KOPPEL_SECRET_KEY is required in production mode; generate one with: openssl rand -base64 32');
+    masterKey = loadOrCreateMasterKey(config.dataDir);
+  }
+  const box = SecretBox.fromMasterKey(masterKey);
+  const store = opts.store ?? (await openStore(config));
+  await store.migrate();
+  const defaultEnvironmentId = await defaultEnvironment(store);
+
+  const adminKeys: string[] = [];
+  let generatedAdminKey: string | null = null;
+  if (config.adminApiKey) adminKeys.push(config.adminApiKey);
+  if (!config.adminApiKey || !config.production) {
+    generatedAdminKey = loadOrCreateAdminKey(config.dataDir);
+    adminKeys.push(generatedAdminKey);
+  }
+
+  let worker: DeliveryWorker | null = null;
+  const ctx: Context = {
+    config,
+    store,
+    box,
+    log,
+    auth: new Authenticator(store, adminKeys, () => defaultEnvironmentId),
+    messages: new MessageWriter(store, () => worker?.wake()),
+    wake: () => worker?.wake(),
+    defaultEnvironmentId,
+  };
+  if (config.role !== 'api') {
+    worker = new DeliveryWorker({ config, store, box, log });
+    worker.start();
+  }
+  let app: FastifyInstance | null = null;
+  let url: string | null = null;
+  if (config.role !== 'worker') {
+    app = await buildApp(ctx);
+    if (opts.listen !== false) {
+      const address = await app.listen({ port: config.port, host: config.host });
+      url = address.replace('[::]', 'localhost').replace('0.0.0.0', 'localhost');
+    }
+  }
+
+  let closing: Promise<void> | null = null;
+  return {
+    config, ctx, app, worker, url, generatedAdminKey,
+    close() {
+      closing ??= (async () => {
+        // Stop taking requests first (answered ones are committed), then drain deliveries.
+        if (app) await app.close();
+        if (worker) await worker.stop();
+        await store.close();
+      })();
+      return closing;
+    },
+  };
+}

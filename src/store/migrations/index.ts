@@ -1,0 +1,15 @@
+/**
+ * Migrations are numbered, forward-only and embedded in the build (imported here, not read from
+ * disk). The runner applies each pending one in its own transaction, records its name, and
+ * refuses to start when the database holds a migration this build does not know (a newer Koppel
+ * ran against it) or when applied names are out of order.
+ */
+import type { Kysely } from 'kysely';
+import * as m001 from './001-initial.js';
+
+export interface Migration {
+  name: string;
+  up: (db: Kysely<any>) => Promise<void>;
+}
+
+export const MIGRATIONS: Migration[] = [{ name: '001-initial', up: m001.up }];

@@ -1,0 +1,189 @@
+/**
+ * The storage port: everything Koppel keeps, as operations. `SqlStore` implements it over Kysely
+ * for SQLite (embedded default) and PostgreSQL; the contract suite in `store.contract.ts` runs
+ * against any implementation. Services never write SQL themselves.
+ */
+import type {
+  ApiKeyRow,
+  ApplicationRow,
+  AttemptRow,
+  DeliveryRow,
+  EndpointRow,
+  EnvironmentRow,
+  EventTypeRow,
+  MessageRow,
+  OperationalEventRow,
+} from './schema.js';
+
+export type Order = 'asc' | 'desc';
+
+/** Keyset page request: `after` is the last id of the previous page in the chosen order. */
+export interface PageRequest {
+  limit: number;
+  /** Continue after this key (exclusive) in `order`. */
+  after: string | null;
+  order: Order;
+}
+
+export interface Page<T> {
+  items: T[];
+  /** True when nothing follows the returned items. */
+  done: boolean;
+}
+
+export interface MessageFilter {
+  eventTypes?: string[];
+  channel?: string;
+  /** Only messages created strictly before / after these times (ms). */
+  before?: number;
+  after?: number;
+}
+
+export interface AttemptFilter extends MessageFilter {
+  status?: number;
+  statusCodeClass?: number;
+  endpointId?: string;
+}
+
+/** A message to insert with the deliveries its matching endpoints need. */
+export interface NewMessage {
+  message: MessageRow;
+  deliveries: DeliveryRow[];
+}
+
+export type InsertMessageResult = { ok: true } | { ok: false; reason: 'duplicate_event_id'; existingId: string };
+
+/** A delivery claimed by a worker, with what it needs to send it. */
+export interface ClaimedDelivery {
+  delivery: DeliveryRow;
+  message: MessageRow | null;
+  endpoint: EndpointRow | null;
+}
+
+/** The outcome of one delivery attempt to write back in a batch. */
+export interface Settlement {
+  deliveryId: string;
+  leaseOwner: string;
+  /** The attempt row to record, or null when nothing was sent (e.g. endpoint gone or disabled). */
+  attempt: AttemptRow | null;
+  status: number;
+  dueAt: number | null;
+  attempts: number;
+  endpointId: string;
+  /** Endpoint health effect: success clears the failure streak, failure starts it. */
+  health: 'success' | 'failure' | 'none';
+  /** Disable the endpoint now (HTTP 410 Gone) rather than after the failure window. */
+  disableNow: boolean;
+}
+
+export interface SettleOptions {
+  now: number;
+  disableAfterMs: number;
+}
+
+/** An endpoint this settle call disabled, so the caller can log and notify. */
+export interface DisabledEndpoint {
+  endpointId: string;
+  appId: string;
+  environmentId: string;
+  failingSince: number | null;
+  reason: 'gone' | 'failing';
+}
+
+export type IdempotencyBegin =
+  | { state: 'new' }
+  | { state: 'pending' }
+  | { state: 'mismatch' }
+  | { state: 'done'; statusCode: number; response: string };
+
+export interface EndpointStatsCounts {
+  success: number;
+  pending: number;
+  fail: number;
+  sending: number;
+}
+
+export interface Store {
+  readonly dialect: 'sqlite' | 'postgres';
+  migrate(): Promise<void>;
+  ping(): Promise<void>;
+  close(): Promise<void>;
+
+  // environments and API keys
+  createEnvironment(row: EnvironmentRow): Promise<void>;
+  getEnvironment(id: string): Promise<EnvironmentRow | undefined>;
+  listEnvironments(page: PageRequest): Promise<Page<EnvironmentRow>>;
+  createApiKey(row: ApiKeyRow): Promise<void>;
+  findApiKeyByHash(hash: string): Promise<ApiKeyRow | undefined>;
+  getApiKey(id: string): Promise<ApiKeyRow | undefined>;
+  listApiKeys(environmentId: string | null, page: PageRequest): Promise<Page<ApiKeyRow>>;
+  revokeApiKey(id: string, now: number): Promise<boolean>;
+
+  // applications
+  /** Inserts; returns false when the uid is taken in the environment. */
+  createApplication(row: ApplicationRow): Promise<boolean>;
+  getApplication(environmentId: string, idOrUid: string): Promise<ApplicationRow | undefined>;
+  listApplications(environmentId: string, page: PageRequest): Promise<Page<ApplicationRow>>;
+  /** Replaces; returns false when the new uid is taken. */
+  updateApplication(row: ApplicationRow): Promise<boolean>;
+  /** Deletes the application with its endpoints, messages, deliveries and attempts. */
+  deleteApplication(environmentId: string, id: string): Promise<void>;
+
+  // event types
+  createEventType(row: EventTypeRow): Promise<boolean>;
+  getEventType(environmentId: string, name: string): Promise<EventTypeRow | undefined>;
+  listEventTypes(environmentId: string, page: PageRequest, includeArchived: boolean): Promise<Page<EventTypeRow>>;
+  updateEventType(row: EventTypeRow): Promise<void>;
+  deleteEventType(environmentId: string, name: string): Promise<void>;
+
+  // endpoints
+  createEndpoint(row: EndpointRow): Promise<boolean>;
+  getEndpoint(appId: string, idOrUid: string): Promise<EndpointRow | undefined>;
+  getEndpointsByIds(ids: string[]): Promise<EndpointRow[]>;
+  listEndpoints(appId: string, page: PageRequest): Promise<Page<EndpointRow>>;
+  /** Every enabled endpoint of these applications (for routing new messages). */
+  listEnabledEndpoints(appIds: string[]): Promise<EndpointRow[]>;
+  updateEndpoint(row: EndpointRow): Promise<boolean>;
+  deleteEndpoint(appId: string, id: string): Promise<void>;
+
+  // messages
+  /** Inserts messages and their deliveries in one transaction (group commit). */
+  insertMessages(batch: NewMessage[]): Promise<InsertMessageResult[]>;
+  getMessage(appId: string, idOrEventId: string): Promise<MessageRow | undefined>;
+  getMessagesByIds(ids: string[]): Promise<MessageRow[]>;
+  listMessages(appId: string, filter: MessageFilter, page: PageRequest): Promise<Page<MessageRow>>;
+  expungeMessagePayload(appId: string, id: string): Promise<void>;
+
+  // deliveries
+  claimDue(owner: string, now: number, leaseUntil: number, limit: number, excludeEndpointIds: string[]): Promise<ClaimedDelivery[]>;
+  /** Writes attempt rows, delivery states and endpoint health for a batch, in one transaction. */
+  settle(batch: Settlement[], opts: SettleOptions): Promise<DisabledEndpoint[]>;
+  /** Earliest due_at of any delivery, or null: lets an idle worker sleep exactly until then. */
+  nextDueAt(): Promise<number | null>;
+  /** Gives up leases held by `owner` (graceful shutdown) so others may claim them at once. */
+  releaseLeases(owner: string, now: number): Promise<void>;
+  getDelivery(messageId: string, endpointId: string): Promise<DeliveryRow | undefined>;
+  /** Creates or resets a delivery so it is attempted now (manual resend). */
+  scheduleResend(row: DeliveryRow, now: number): Promise<void>;
+  /** Reschedules failed deliveries of an endpoint created in [since, until); returns how many. */
+  recoverFailed(endpointId: string, since: number, until: number, now: number): Promise<number>;
+  endpointStats(endpointId: string, since: number | null, until: number | null): Promise<EndpointStatsCounts>;
+  /** Deliveries of one message, keyed by endpoint id, paged by endpoint id. */
+  listDeliveriesOfMessage(messageId: string, page: PageRequest): Promise<Page<DeliveryRow>>;
+  /** Deliveries to one endpoint with their messages, paged by message id (newest first). */
+  listDeliveriesOfEndpoint(endpointId: string, filter: AttemptFilter, page: PageRequest): Promise<Page<{ delivery: DeliveryRow; message: MessageRow }>>;
+
+  // attempts
+  listAttempts(scope: { endpointId?: string; messageId?: string }, filter: AttemptFilter, page: PageRequest): Promise<Page<AttemptRow>>;
+  getAttempt(messageId: string, attemptId: string): Promise<AttemptRow | undefined>;
+  expungeAttemptResponse(messageId: string, attemptId: string): Promise<void>;
+
+  // idempotency
+  beginIdempotent(environmentId: string, key: string, requestHash: string, now: number, ttlMs: number): Promise<IdempotencyBegin>;
+  completeIdempotent(environmentId: string, key: string, statusCode: number, response: string): Promise<void>;
+  abandonIdempotent(environmentId: string, key: string): Promise<void>;
+
+  // operational events
+  recordOperationalEvent(row: OperationalEventRow): Promise<void>;
+  listOperationalEvents(environmentId: string, page: PageRequest): Promise<Page<OperationalEventRow>>;
+}

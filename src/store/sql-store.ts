@@ -1,0 +1,577 @@
+/**
+ * The storage port over Kysely: one query code base for SQLite and PostgreSQL. Only the claim
+ * query and the dialect's transaction behaviour differ; those are the `Dialect` hooks below.
+ */
+import { Kysely, sql, type SelectQueryBuilder, type Transaction } from 'kysely';
+import { MIGRATIONS } from './migrations/index.js';
+import type {
+  AttemptFilter,
+  ClaimedDelivery,
+  DisabledEndpoint,
+  EndpointStatsCounts,
+  IdempotencyBegin,
+  InsertMessageResult,
+  MessageFilter,
+  NewMessage,
+  Page,
+  PageRequest,
+  SettleOptions,
+  Settlement,
+  Store,
+} from './port.js';
+import {
+  Status,
+  type ApiKeyRow,
+  type ApplicationRow,
+  type AttemptRow,
+  type Database,
+  type DeliveryRow,
+  type EndpointRow,
+  type EnvironmentRow,
+  type EventTypeRow,
+  type MessageRow,
+  type OperationalEventRow,
+} from './schema.js';
+
+export interface DialectHooks {
+  name: 'sqlite' | 'postgres';
+  /** Runs `fn` holding a lock that serialises migrations across processes. */
+  withMigrationLock<T>(db: Kysely<Database>, fn: () => Promise<T>): Promise<T>;
+  /** Whether a unique-constraint violation error came from the driver. */
+  isUniqueViolation(err: unknown): boolean;
+  /** SQL fragment appended to the claim sub-select (FOR UPDATE SKIP LOCKED on PostgreSQL). */
+  claimLockClause: string;
+  close(): Promise<void>;
+}
+
+type Db = Kysely<Database> | Transaction<Database>;
+
+/** Splits arrays for IN lists; SQLite allows at most 32,766 bound parameters per statement. */
+function chunks<T>(items: T[], size = 500): T[][] {
+  const out: T[][] = [];
+  for (let i = 0; i < items.length; i += size) out.push(items.slice(i, i + size));
+  return out;
+}
+
+async function paginate<T>(
+  qb: SelectQueryBuilder<any, any, T>,
+  key: string,
+  page: PageRequest,
+): Promise<Page<T>> {
+  let q = qb;
+  if (page.after !== null) q = q.where(key as any, page.order === 'asc' ? '>' : '<', page.after);
+  const rows = (await q
+    .orderBy(key as any, page.order)
+    .limit(page.limit + 1)
+    .execute()) as T[];
+  const done = rows.length <= page.limit;
+  return { items: done ? rows : rows.slice(0, page.limit), done };
+}
+
+export class SqlStore implements Store {
+  readonly dialect: 'sqlite' | 'postgres';
+
+  constructor(
+    readonly db: Kysely<Database>,
+    private readonly hooks: DialectHooks,
+  ) {
+    this.dialect = hooks.name;
+  }
+
+  async migrate(): Promise<void> {
+    await this.hooks.withMigrationLock(this.db, async () => {
+      await this.db.schema
+        .createTable('koppel_migrations')
+        .ifNotExists()
+        .addColumn('name', 'text', (c) => c.primaryKey())
+        .addColumn('applied_at', 'bigint', (c) => c.notNull())
+        .execute();
+      const applied = (await this.db.selectFrom('koppel_migrations').select('name').orderBy('name').execute()).map((r) => r.name);
+      const known = MIGRATIONS.map((m) => m.name);
+      for (let i = 0; i < applied.length; i++) {
+        if (applied[i] !== known[i]) {
+          throw new Error(
+            `The database has migration "${applied[i]}" where this build expects "${known[i] ?? '(none)'}": it was written by a different Koppel version. Use the matching version or a fresh database.`,
+          );
+        }
+      }
+      for (const m of MIGRATIONS.slice(applied.length)) {
+        await this.db.transaction().execute(async (tx) => {
+          await m.up(tx);
+          await tx.insertInto('koppel_migrations').values({ name: m.name, applied_at: Date.now() }).execute();
+        });
+      }
+    });
+  }
+
+  async ping(): Promise<void> {
+    await sql`select 1`.execute(this.db);
+  }
+
+  async close(): Promise<void> {
+    await this.db.destroy();
+    await this.hooks.close();
+  }
+
+  private async insertUnique(run: () => Promise<unknown>): Promise<boolean> {
+    try {
+      await run();
+      return true;
+    } catch (e) {
+      if (this.hooks.isUniqueViolation(e)) return false;
+      throw e;
+    }
+  }
+
+  // ── environments and API keys ────────────────────────────────────────────────────────────
+
+  async createEnvironment(row: EnvironmentRow) {
+    await this.db.insertInto('environments').values(row).execute();
+  }
+  getEnvironment(id: string) {
+    return this.db.selectFrom('environments').selectAll().where('id', '=', id).executeTakeFirst();
+  }
+  listEnvironments(page: PageRequest) {
+    return paginate(this.db.selectFrom('environments').selectAll(), 'id', page);
+  }
+  async createApiKey(row: ApiKeyRow) {
+    await this.db.insertInto('api_keys').values(row).execute();
+  }
+  findApiKeyByHash(hash: string) {
+    return this.db.selectFrom('api_keys').selectAll().where('key_hash', '=', hash).executeTakeFirst();
+  }
+  getApiKey(id: string) {
+    return this.db.selectFrom('api_keys').selectAll().where('id', '=', id).executeTakeFirst();
+  }
+  listApiKeys(environmentId: string | null, page: PageRequest) {
+    let q = this.db.selectFrom('api_keys').selectAll().where('revoked_at', 'is', null);
+    if (environmentId !== null) q = q.where('environment_id', '=', environmentId);
+    return paginate(q, 'id', page);
+  }
+  async revokeApiKey(id: string, now: number) {
+    const r = await this.db.updateTable('api_keys').set({ revoked_at: now }).where('id', '=', id).where('revoked_at', 'is', null).executeTakeFirst();
+    return Number(r.numUpdatedRows) > 0;
+  }
+
+  // ── applications ─────────────────────────────────────────────────────────────────────────
+
+  createApplication(row: ApplicationRow) {
+    return this.insertUnique(() => this.db.insertInto('applications').values(row).execute());
+  }
+  getApplication(environmentId: string, idOrUid: string) {
+    return this.db
+      .selectFrom('applications')
+      .selectAll()
+      .where('environment_id', '=', environmentId)
+      .where((eb) => eb.or([eb('id', '=', idOrUid), eb('uid', '=', idOrUid)]))
+      .orderBy('id')
+      .executeTakeFirst();
+  }
+  listApplications(environmentId: string, page: PageRequest) {
+    return paginate(this.db.selectFrom('applications').selectAll().where('environment_id', '=', environmentId), 'id', page);
+  }
+  updateApplication(row: ApplicationRow) {
+    return this.insertUnique(() =>
+      this.db.updateTable('applications').set(row).where('id', '=', row.id).where('environment_id', '=', row.environment_id).execute(),
+    );
+  }
+  async deleteApplication(environmentId: string, id: string) {
+    await this.db.transaction().execute(async (tx) => {
+      await tx.deleteFrom('attempts').where('app_id', '=', id).execute();
+      await tx.deleteFrom('deliveries').where('app_id', '=', id).execute();
+      await tx.deleteFrom('messages').where('app_id', '=', id).execute();
+      await tx.deleteFrom('endpoints').where('app_id', '=', id).execute();
+      await tx.deleteFrom('applications').where('id', '=', id).where('environment_id', '=', environmentId).execute();
+    });
+  }
+
+  // ── event types ──────────────────────────────────────────────────────────────────────────
+
+  createEventType(row: EventTypeRow) {
+    return this.insertUnique(() => this.db.insertInto('event_types').values(row).execute());
+  }
+  getEventType(environmentId: string, name: string) {
+    return this.db.selectFrom('event_types').selectAll().where('environment_id', '=', environmentId).where('name', '=', name).executeTakeFirst();
+  }
+  listEventTypes(environmentId: string, page: PageRequest, includeArchived: boolean) {
+    let q = this.db.selectFrom('event_types').selectAll().where('environment_id', '=', environmentId);
+    if (!includeArchived) q = q.where('archived', '=', 0);
+    return paginate(q, 'name', page);
+  }
+  async updateEventType(row: EventTypeRow) {
+    await this.db.updateTable('event_types').set(row).where('environment_id', '=', row.environment_id).where('name', '=', row.name).execute();
+  }
+  async deleteEventType(environmentId: string, name: string) {
+    await this.db.deleteFrom('event_types').where('environment_id', '=', environmentId).where('name', '=', name).execute();
+  }
+
+  // ── endpoints ────────────────────────────────────────────────────────────────────────────
+
+  createEndpoint(row: EndpointRow) {
+    return this.insertUnique(() => this.db.insertInto('endpoints').values(row).execute());
+  }
+  getEndpoint(appId: string, idOrUid: string) {
+    return this.db
+      .selectFrom('endpoints')
+      .selectAll()
+      .where('app_id', '=', appId)
+      .where((eb) => eb.or([eb('id', '=', idOrUid), eb('uid', '=', idOrUid)]))
+      .orderBy('id')
+      .executeTakeFirst();
+  }
+  async getEndpointsByIds(ids: string[]) {
+    const out: EndpointRow[] = [];
+    for (const part of chunks([...new Set(ids)])) {
+      out.push(...(await this.db.selectFrom('endpoints').selectAll().where('id', 'in', part).execute()));
+    }
+    return out;
+  }
+  listEndpoints(appId: string, page: PageRequest) {
+    return paginate(this.db.selectFrom('endpoints').selectAll().where('app_id', '=', appId), 'id', page);
+  }
+  async listEnabledEndpoints(appIds: string[]) {
+    const out: EndpointRow[] = [];
+    for (const part of chunks([...new Set(appIds)])) {
+      out.push(...(await this.db.selectFrom('endpoints').selectAll().where('app_id', 'in', part).where('disabled', '=', 0).execute()));
+    }
+    return out;
+  }
+  updateEndpoint(row: EndpointRow) {
+    return this.insertUnique(() => this.db.updateTable('endpoints').set(row).where('id', '=', row.id).where('app_id', '=', row.app_id).execute());
+  }
+  async deleteEndpoint(appId: string, id: string) {
+    await this.db.transaction().execute(async (tx) => {
+      await tx.deleteFrom('attempts').where('endpoint_id', '=', id).execute();
+      await tx.deleteFrom('deliveries').where('endpoint_id', '=', id).execute();
+      await tx.deleteFrom('endpoints').where('id', '=', id).where('app_id', '=', appId).execute();
+    });
+  }
+
+  // ── messages ─────────────────────────────────────────────────────────────────────────────
+
+  async insertMessages(batch: NewMessage[]): Promise<InsertMessageResult[]> {
+    return this.db.transaction().execute(async (tx) => {
+      const results: InsertMessageResult[] = [];
+      const accepted: NewMessage[] = [];
+      for (const item of batch) {
+        // ON CONFLICT DO NOTHING keeps the transaction usable on PostgreSQL when an eventId
+        // repeats; an empty RETURNING tells us which item lost.
+        const inserted = await tx
+          .insertInto('messages')
+          .values(item.message)
+          .onConflict((oc) => oc.doNothing())
+          .returning('id')
+          .executeTakeFirst();
+        if (inserted) {
+          results.push({ ok: true });
+          accepted.push(item);
+        } else {
+          const existing = await tx
+            .selectFrom('messages')
+            .select('id')
+            .where('app_id', '=', item.message.app_id)
+            .where('event_id', '=', item.message.event_id)
+            .executeTakeFirst();
+          results.push({ ok: false, reason: 'duplicate_event_id', existingId: existing?.id ?? '' });
+        }
+      }
+      const deliveries = accepted.flatMap((a) => a.deliveries);
+      for (const part of chunks(deliveries, 200)) {
+        await tx.insertInto('deliveries').values(part).execute();
+      }
+      return results;
+    });
+  }
+  getMessage(appId: string, idOrEventId: string) {
+    return this.db
+      .selectFrom('messages')
+      .selectAll()
+      .where('app_id', '=', appId)
+      .where((eb) => eb.or([eb('id', '=', idOrEventId), eb('event_id', '=', idOrEventId)]))
+      .orderBy('id')
+      .executeTakeFirst();
+  }
+  async getMessagesByIds(ids: string[]) {
+    const out: MessageRow[] = [];
+    for (const part of chunks([...new Set(ids)])) {
+      out.push(...(await this.db.selectFrom('messages').selectAll().where('id', 'in', part).execute()));
+    }
+    return out;
+  }
+  listMessages(appId: string, filter: MessageFilter, page: PageRequest) {
+    let q = this.db.selectFrom('messages').selectAll().where('app_id', '=', appId);
+    q = applyMessageFilter(q, filter, 'created_at', 'event_type', 'channels');
+    return paginate(q, 'id', page);
+  }
+  async expungeMessagePayload(appId: string, id: string) {
+    await this.db.updateTable('messages').set({ payload: null }).where('app_id', '=', appId).where('id', '=', id).execute();
+  }
+
+  // ── deliveries ───────────────────────────────────────────────────────────────────────────
+
+  async claimDue(owner: string, now: number, leaseUntil: number, limit: number, excludeEndpointIds: string[]): Promise<ClaimedDelivery[]> {
+    const exclude = excludeEndpointIds.length
+      ? sql`and endpoint_id not in (${sql.join(excludeEndpointIds.map((id) => sql`${id}`))})`
+      : sql``;
+    const claimed = await sql<DeliveryRow>`
+      update deliveries
+         set status = ${Status.sending}, due_at = ${leaseUntil}, lease_owner = ${owner}, updated_at = ${now}
+       where id in (
+         select id from deliveries
+          where due_at is not null and due_at <= ${now} ${exclude}
+          order by due_at
+          limit ${limit} ${sql.raw(this.hooks.claimLockClause)})
+      returning *`.execute(this.db);
+    const deliveries = claimed.rows.map(normalizeDelivery);
+    if (deliveries.length === 0) return [];
+    const [messages, endpoints] = await Promise.all([
+      this.getMessagesByIds(deliveries.map((d) => d.message_id)),
+      this.getEndpointsByIds(deliveries.map((d) => d.endpoint_id)),
+    ]);
+    const msgById = new Map(messages.map((m) => [m.id, m]));
+    const epById = new Map(endpoints.map((e) => [e.id, e]));
+    deliveries.sort((a, b) => (a.id < b.id ? -1 : 1));
+    return deliveries.map((d) => ({ delivery: d, message: msgById.get(d.message_id) ?? null, endpoint: epById.get(d.endpoint_id) ?? null }));
+  }
+
+  async settle(batch: Settlement[], opts: SettleOptions): Promise<DisabledEndpoint[]> {
+    if (batch.length === 0) return [];
+    return this.db.transaction().execute(async (tx) => {
+      const attempts = batch.map((s) => s.attempt).filter((a): a is AttemptRow => a !== null);
+      for (const part of chunks(attempts, 100)) await tx.insertInto('attempts').values(part).execute();
+      for (const s of batch) {
+        // Fenced by lease owner: if the lease expired and another worker took the row, its
+        // state is theirs to write; our attempt row above still records what we did.
+        await tx
+          .updateTable('deliveries')
+          .set({
+            status: s.status,
+            due_at: s.dueAt,
+            attempts: s.attempts,
+            lease_owner: null,
+            last_attempt_at: s.attempt ? s.attempt.created_at : undefined,
+            updated_at: opts.now,
+          })
+          .where('id', '=', s.deliveryId)
+          .where('lease_owner', '=', s.leaseOwner)
+          .execute();
+      }
+      return this.applyHealth(tx, batch, opts);
+    });
+  }
+
+  /** Endpoint failure streaks: one update per endpoint in the batch, disabling where due. */
+  private async applyHealth(tx: Transaction<Database>, batch: Settlement[], opts: SettleOptions): Promise<DisabledEndpoint[]> {
+    const perEndpoint = new Map<string, { success: boolean; failure: boolean; gone: boolean }>();
+    for (const s of batch) {
+      if (s.health === 'none' && !s.disableNow) continue;
+      const e = perEndpoint.get(s.endpointId) ?? { success: false, failure: false, gone: false };
+      // The last outcome in the batch wins for the streak; a 410 anywhere disables.
+      if (s.health === 'success') Object.assign(e, { success: true, failure: false });
+      if (s.health === 'failure') Object.assign(e, { success: false, failure: true });
+      if (s.disableNow) e.gone = true;
+      perEndpoint.set(s.endpointId, e);
+    }
+    const disabled: DisabledEndpoint[] = [];
+    for (const [endpointId, e] of perEndpoint) {
+      if (e.success && !e.gone) {
+        await tx.updateTable('endpoints').set({ failing_since: null }).where('id', '=', endpointId).where('failing_since', 'is not', null).execute();
+        continue;
+      }
+      const ep = await tx.selectFrom('endpoints').select(['id', 'app_id', 'environment_id', 'failing_since', 'disabled']).where('id', '=', endpointId).executeTakeFirst();
+      if (!ep || ep.disabled) continue;
+      const failingSince = ep.failing_since === null ? opts.now : Number(ep.failing_since);
+      const expired = opts.now - failingSince >= opts.disableAfterMs;
+      if (e.gone || expired) {
+        await tx.updateTable('endpoints').set({ disabled: 1, failing_since: failingSince, updated_at: opts.now }).where('id', '=', endpointId).execute();
+        disabled.push({ endpointId, appId: ep.app_id, environmentId: ep.environment_id, failingSince, reason: e.gone ? 'gone' : 'failing' });
+      } else if (ep.failing_since === null) {
+        await tx.updateTable('endpoints').set({ failing_since: failingSince }).where('id', '=', endpointId).execute();
+      }
+    }
+    return disabled;
+  }
+
+  async nextDueAt() {
+    const r = await this.db.selectFrom('deliveries').select((eb) => eb.fn.min('due_at').as('next')).where('due_at', 'is not', null).executeTakeFirst();
+    return r?.next == null ? null : Number(r.next);
+  }
+  async releaseLeases(owner: string, now: number) {
+    await this.db.updateTable('deliveries').set({ status: Status.pending, due_at: now, lease_owner: null, updated_at: now }).where('lease_owner', '=', owner).where('status', '=', Status.sending).execute();
+  }
+  async getDelivery(messageId: string, endpointId: string) {
+    const r = await this.db.selectFrom('deliveries').selectAll().where('message_id', '=', messageId).where('endpoint_id', '=', endpointId).executeTakeFirst();
+    return r && normalizeDelivery(r);
+  }
+  async scheduleResend(row: DeliveryRow, now: number) {
+    await this.db
+      .insertInto('deliveries')
+      .values(row)
+      .onConflict((oc) =>
+        oc.columns(['message_id', 'endpoint_id']).doUpdateSet({
+          status: Status.pending,
+          due_at: now,
+          attempts: 0,
+          trigger_type: row.trigger_type,
+          lease_owner: null,
+          updated_at: now,
+        }),
+      )
+      .execute();
+  }
+  async recoverFailed(endpointId: string, since: number, until: number, now: number) {
+    const r = await this.db
+      .updateTable('deliveries')
+      .set({ status: Status.pending, due_at: now, attempts: 0, trigger_type: 1, updated_at: now })
+      .where('endpoint_id', '=', endpointId)
+      .where('status', '=', Status.fail)
+      .where('created_at', '>=', since)
+      .where('created_at', '<', until)
+      .executeTakeFirst();
+    return Number(r.numUpdatedRows);
+  }
+  async endpointStats(endpointId: string, since: number | null, until: number | null): Promise<EndpointStatsCounts> {
+    let q = this.db
+      .selectFrom('deliveries')
+      .select(['status', (eb) => eb.fn.countAll().as('n')])
+      .where('endpoint_id', '=', endpointId)
+      .groupBy('status');
+    if (since !== null) q = q.where('created_at', '>=', since);
+    if (until !== null) q = q.where('created_at', '<', until);
+    const rows = await q.execute();
+    const out = { success: 0, pending: 0, fail: 0, sending: 0 };
+    for (const r of rows) {
+      const n = Number(r.n);
+      if (r.status === Status.success) out.success = n;
+      else if (r.status === Status.pending) out.pending = n;
+      else if (r.status === Status.fail) out.fail = n;
+      else if (r.status === Status.sending) out.sending = n;
+    }
+    return out;
+  }
+  async listDeliveriesOfMessage(messageId: string, page: PageRequest) {
+    const p = await paginate(this.db.selectFrom('deliveries').selectAll().where('message_id', '=', messageId), 'endpoint_id', page);
+    return { ...p, items: p.items.map(normalizeDelivery) };
+  }
+  async listDeliveriesOfEndpoint(endpointId: string, filter: AttemptFilter, page: PageRequest) {
+    let q = this.db
+      .selectFrom('deliveries as d')
+      .innerJoin('messages as m', 'm.id', 'd.message_id')
+      .selectAll('m')
+      .select([
+        'd.id as d_id', 'd.endpoint_id as d_endpoint_id', 'd.status as d_status', 'd.due_at as d_due_at', 'd.attempts as d_attempts',
+        'd.trigger_type as d_trigger_type', 'd.lease_owner as d_lease_owner', 'd.last_attempt_at as d_last_attempt_at',
+        'd.created_at as d_created_at', 'd.updated_at as d_updated_at',
+      ])
+      .where('d.endpoint_id', '=', endpointId);
+    if (filter.status !== undefined) q = q.where('d.status', '=', filter.status);
+    q = applyMessageFilter(q, filter, 'm.created_at', 'm.event_type', 'm.channels');
+    const p = await paginate(q, 'd.message_id', page);
+    return {
+      done: p.done,
+      items: p.items.map((r: any) => ({
+        message: pickMessage(r),
+        delivery: normalizeDelivery({
+          id: r.d_id, message_id: r.id, endpoint_id: r.d_endpoint_id, app_id: r.app_id, environment_id: r.environment_id,
+          status: r.d_status, due_at: r.d_due_at, attempts: r.d_attempts, trigger_type: r.d_trigger_type, lease_owner: r.d_lease_owner,
+          last_attempt_at: r.d_last_attempt_at, created_at: r.d_created_at, updated_at: r.d_updated_at,
+        }),
+      })),
+    };
+  }
+
+  // ── attempts ─────────────────────────────────────────────────────────────────────────────
+
+  async listAttempts(scope: { endpointId?: string; messageId?: string }, filter: AttemptFilter, page: PageRequest) {
+    let q = this.db.selectFrom('attempts as a').selectAll('a');
+    if (scope.endpointId) q = q.where('a.endpoint_id', '=', scope.endpointId);
+    if (scope.messageId) q = q.where('a.message_id', '=', scope.messageId);
+    if (filter.endpointId) q = q.where('a.endpoint_id', '=', filter.endpointId);
+    if (filter.status !== undefined) q = q.where('a.status', '=', filter.status);
+    if (filter.statusCodeClass !== undefined) {
+      const c = filter.statusCodeClass;
+      q = c === 0 ? q.where('a.response_status_code', '=', 0) : q.where('a.response_status_code', '>=', c).where('a.response_status_code', '<', c + 100);
+    }
+    if (filter.before !== undefined) q = q.where('a.created_at', '<', filter.before);
+    if (filter.after !== undefined) q = q.where('a.created_at', '>', filter.after);
+    if (filter.eventTypes?.length || filter.channel) {
+      q = q.innerJoin('messages as m', 'm.id', 'a.message_id');
+      q = applyMessageFilter(q, { eventTypes: filter.eventTypes, channel: filter.channel }, 'm.created_at', 'm.event_type', 'm.channels');
+    }
+    return paginate(q, 'a.id', page) as Promise<Page<AttemptRow>>;
+  }
+  getAttempt(messageId: string, attemptId: string) {
+    return this.db.selectFrom('attempts').selectAll().where('message_id', '=', messageId).where('id', '=', attemptId).executeTakeFirst();
+  }
+  async expungeAttemptResponse(messageId: string, attemptId: string) {
+    await this.db.updateTable('attempts').set({ response: '', response_truncated: 0 }).where('message_id', '=', messageId).where('id', '=', attemptId).execute();
+  }
+
+  // ── idempotency ──────────────────────────────────────────────────────────────────────────
+
+  async beginIdempotent(environmentId: string, key: string, requestHash: string, now: number, ttlMs: number): Promise<IdempotencyBegin> {
+    // Expired keys are forgotten first so the insert below can take their place.
+    await this.db.deleteFrom('idempotency_keys').where('environment_id', '=', environmentId).where('key', '=', key).where('expires_at', '<=', now).execute();
+    const inserted = await this.db
+      .insertInto('idempotency_keys')
+      .values({ environment_id: environmentId, key, request_hash: requestHash, status_code: null, response: null, created_at: now, expires_at: now + ttlMs })
+      .onConflict((oc) => oc.doNothing())
+      .returning('key')
+      .executeTakeFirst();
+    if (inserted) return { state: 'new' };
+    const row = await this.db.selectFrom('idempotency_keys').selectAll().where('environment_id', '=', environmentId).where('key', '=', key).executeTakeFirst();
+    if (!row) return this.beginIdempotent(environmentId, key, requestHash, now, ttlMs);
+    if (row.request_hash !== requestHash) return { state: 'mismatch' };
+    if (row.status_code === null) return { state: 'pending' };
+    return { state: 'done', statusCode: row.status_code, response: row.response ?? '' };
+  }
+  async completeIdempotent(environmentId: string, key: string, statusCode: number, response: string) {
+    await this.db.updateTable('idempotency_keys').set({ status_code: statusCode, response }).where('environment_id', '=', environmentId).where('key', '=', key).execute();
+  }
+  async abandonIdempotent(environmentId: string, key: string) {
+    await this.db.deleteFrom('idempotency_keys').where('environment_id', '=', environmentId).where('key', '=', key).where('status_code', 'is', null).execute();
+  }
+
+  // ── operational events ───────────────────────────────────────────────────────────────────
+
+  async recordOperationalEvent(row: OperationalEventRow) {
+    await this.db.insertInto('operational_events').values(row).execute();
+  }
+  listOperationalEvents(environmentId: string, page: PageRequest) {
+    return paginate(this.db.selectFrom('operational_events').selectAll().where('environment_id', '=', environmentId), 'id', page);
+  }
+}
+
+/** Adds event type, channel and time filters on a message-bearing query. */
+function applyMessageFilter<Q extends SelectQueryBuilder<any, any, any>>(q: Q, f: MessageFilter, createdCol: string, typeCol: string, channelsCol: string): Q {
+  let out: any = q;
+  if (f.eventTypes && f.eventTypes.length) out = out.where(typeCol, 'in', f.eventTypes);
+  // Channels are stored as a JSON array of strings with a restricted alphabet, so a quoted
+  // substring match is exact: "a.b" cannot match inside "xa.b".
+  if (f.channel) {
+    const pattern = `%${JSON.stringify(f.channel).replace(/[%_\\]/g, (c) => '\\' + c)}%`;
+    out = out.where(sql`${sql.ref(channelsCol)} like ${pattern} escape '\\'`);
+  }
+  if (f.before !== undefined) out = out.where(createdCol, '<', f.before);
+  if (f.after !== undefined) out = out.where(createdCol, '>', f.after);
+  return out as Q;
+}
+
+function pickMessage(r: any): MessageRow {
+  return {
+    id: r.id, environment_id: r.environment_id, app_id: r.app_id, event_type: r.event_type, event_id: r.event_id,
+    channels: r.channels, tags: r.tags, payload: r.payload, created_at: Number(r.created_at), expires_at: Number(r.expires_at),
+  };
+}
+
+/** PostgreSQL returns bigint as string unless told otherwise; keep numbers numbers. */
+function normalizeDelivery(r: DeliveryRow): DeliveryRow {
+  return {
+    ...r,
+    due_at: r.due_at === null ? null : Number(r.due_at),
+    created_at: Number(r.created_at),
+    updated_at: Number(r.updated_at),
+    last_attempt_at: r.last_attempt_at === null ? null : Number(r.last_attempt_at),
+  };
+}
+
