@@ -64,8 +64,9 @@ export async function startKoppel(config: Config, opts: { logger?: Logger; liste
 
   const adminKeys: string[] = [];
   let generatedAdminKey: string | null = null;
-  if (config.adminApiKey) adminKeys.push(config.adminApiKey);
-  if (!config.adminApiKey || !config.production) {
+  if (config.adminApiKey) {
+    adminKeys.push(config.adminApiKey);
+  } else {
     generatedAdminKey = loadOrCreateAdminKey(config.dataDir);
     adminKeys.push(generatedAdminKey);
   }

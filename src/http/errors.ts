@@ -15,8 +15,6 @@ export const ERRORS = {
   invalid_json: { status: 400, detail: 'The request body is not valid JSON: send a UTF-8 JSON document with Content-Type: application/json.' },
   unsupported_media_type: { status: 415, detail: 'Send the body as JSON with Content-Type: application/json.' },
   payload_too_large: { status: 413, detail: 'The request body is too large; split it into smaller requests.' },
-  method_not_allowed: { status: 405, detail: 'This method is not supported on this path.' },
-  rate_limited: { status: 429, detail: 'Too many requests; retry after the time given in Retry-After.' },
   unavailable: { status: 503, detail: 'Koppel is shutting down or its database is unreachable; retry shortly.' },
   internal: { status: 500, detail: 'An unexpected error occurred; it has been logged.' },
 } as const;
