@@ -16,6 +16,9 @@ export function openSqliteStore(file: string): SqlStore {
   conn.pragma('synchronous = FULL');
   conn.pragma('busy_timeout = 5000');
   conn.pragma('foreign_keys = OFF');
+  // SQLite's LIKE ignores ASCII case by default; PostgreSQL's does not. The channel filter uses
+  // LIKE for an exact, case-sensitive match (as routing does), so make SQLite agree.
+  conn.pragma('case_sensitive_like = ON');
   const db = new Kysely<Database>({ dialect: new SqliteDialect({ database: conn }) });
   return new SqlStore(db, {
     name: 'sqlite',
