@@ -30,6 +30,8 @@ export interface Config {
   retryAfterMaxMs: number;
   bodyLimitBytes: number;
   idempotencyTtlMs: number;
+  retentionMs: number;
+  retentionIntervalMs: number;
   logLevel: string;
   production: boolean;
 }
@@ -59,6 +61,16 @@ function seconds(minS: number, maxS: number) {
       throw new ConfigError(`${key}="${raw}" must be a number of seconds between ${minS} and ${maxS}.`);
     }
     return Math.round(s * 1000);
+  };
+}
+
+function days(minD: number, maxD: number) {
+  return (raw: string, key: string): number => {
+    const d = Number(raw.trim());
+    if (raw.trim() === '' || !Number.isFinite(d) || d < minD || d > maxD) {
+      throw new ConfigError(`${key}="${raw}" must be a number of days between ${minD} and ${maxD}.`);
+    }
+    return Math.round(d * 86_400_000);
   };
 }
 
@@ -137,6 +149,8 @@ export const SETTINGS = {
   retryAfterMaxMs: { key: 'KOPPEL_RETRY_AFTER_MAX', default: '3600', description: 'Upper bound in seconds on a receiver\'s Retry-After that Koppel honours.', parse: seconds(0, 86400) },
   bodyLimitBytes: { key: 'KOPPEL_BODY_LIMIT', default: '1048576', description: 'Largest accepted API request body in bytes; larger bodies get 413.', parse: int(1024, 64 * 1048576) },
   idempotencyTtlMs: { key: 'KOPPEL_IDEMPOTENCY_TTL', default: '86400', description: 'Seconds an idempotency key is remembered.', parse: seconds(1, 7 * 86400) },
+  retentionMs: { key: 'KOPPEL_RETENTION_DAYS', default: '30', description: 'Days messages (payloads), attempts (with response bodies) and operational events are kept; a message\'s payloadRetentionPeriod overrides it for that message.', parse: days(0.0001, 3650) },
+  retentionIntervalMs: { key: 'KOPPEL_RETENTION_INTERVAL', default: '300', description: 'Seconds between runs of the background job that purges what is past its retention, in small batches.', parse: seconds(0.05, 86400) },
   logLevel: { key: 'KOPPEL_LOG_LEVEL', default: 'info', description: 'Log level: fatal, error, warn, info, debug, trace or silent.', parse: (r: string, k: string) => { if (!['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].includes(r)) throw new ConfigError(`${k}="${r}" is not a log level; use one of fatal, error, warn, info, debug, trace, silent.`); return r; } },
   production: { key: 'KOPPEL_PRODUCTION', default: 'false', description: 'Production mode: refuse to start without KOPPEL_SECRET_KEY instead of generating one.', parse: bool },
 } satisfies { [K in keyof Config]: Setting<Config[K]> };

@@ -4,6 +4,7 @@ import type { Config } from './config.js';
 import type { SecretBox } from './crypto/secret-box.js';
 import type { Authenticator } from './http/auth.js';
 import type { MessageWriter } from './messages/message-writer.js';
+import type { Metrics } from './metrics/metrics.js';
 import type { Store } from './store/port.js';
 
 export interface Context {
@@ -13,6 +14,7 @@ export interface Context {
   auth: Authenticator;
   log: Logger;
   messages: MessageWriter;
+  metrics: Metrics;
   /** Tells the local delivery worker (if any) that new work is due now. */
   wake: () => void;
   defaultEnvironmentId: string;

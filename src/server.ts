@@ -14,15 +14,19 @@ import { createEnvironment } from './environments/routes.js';
 import { buildApp } from './http/app.js';
 import { Authenticator, generateApiKey } from './http/auth.js';
 import { MessageWriter } from './messages/message-writer.js';
+import { Metrics } from './metrics/metrics.js';
+import { metricsRoutes } from './metrics/routes.js';
+import { healthRoutes } from './health/routes.js';
+import { RetentionJob } from './retention/retention-job.js';
 import { openStore } from './store/index.js';
 import type { Store } from './store/port.js';
 
 export interface Koppel {
   config: Config;
   ctx: Context;
-  app: FastifyInstance | null;
+  app: FastifyInstance;
   worker: DeliveryWorker | null;
-  /** Base URL the API listens on (null for a worker-only process). */
+  /** Base URL this process listens on (a worker-only process serves health and metrics). */
   url: string | null;
   /** The generated admin key, when this start created or read one from the data directory. */
   generatedAdminKey: string | null;
@@ -72,28 +76,49 @@ export async function startKoppel(config: Config, opts: { logger?: Logger; liste
   }
 
   let worker: DeliveryWorker | null = null;
+  const metrics = new Metrics(store);
+  // New work: wake this process's worker at once, and (on PostgreSQL) every other process's.
+  const wake = () => {
+    worker?.wake();
+    if (store.dialect === 'postgres') store.notifyDue().catch((e) => log.warn({ err: e }, 'NOTIFY failed; workers fall back to polling'));
+  };
   const ctx: Context = {
     config,
     store,
     box,
     log,
+    metrics,
     auth: new Authenticator(store, adminKeys, () => defaultEnvironmentId),
-    messages: new MessageWriter(store, () => worker?.wake()),
-    wake: () => worker?.wake(),
+    messages: new MessageWriter(store, (accepted) => {
+      metrics.messagesCreated.inc(accepted);
+      wake();
+    }),
+    wake,
     defaultEnvironmentId,
   };
+  let unlisten: (() => Promise<void>) | null = null;
+  let retention: RetentionJob | null = null;
   if (config.role !== 'api') {
-    worker = new DeliveryWorker({ config, store, box, log });
+    worker = new DeliveryWorker({ config, store, box, log, onAttempt: (a) => metrics.recordAttempt(a) });
     worker.start();
+    unlisten = await store.onDue(() => worker?.wake());
+    retention = new RetentionJob(store, config.retentionMs, config.retentionIntervalMs, log);
+    retention.start();
   }
-  let app: FastifyInstance | null = null;
+  let app: FastifyInstance;
   let url: string | null = null;
   if (config.role !== 'worker') {
     app = await buildApp(ctx);
-    if (opts.listen !== false) {
-      const address = await app.listen({ port: config.port, host: config.host });
-      url = address.replace('[::]', 'localhost').replace('0.0.0.0', 'localhost');
-    }
+  } else {
+    // A worker process serves only its health and metrics.
+    const Fastify = (await import('fastify')).default;
+    app = Fastify({ logger: false });
+    metricsRoutes(app, metrics);
+    healthRoutes(app, ctx);
+  }
+  if (opts.listen !== false) {
+    const address = await app.listen({ port: config.port, host: config.host });
+    url = address.replace('[::]', 'localhost').replace('0.0.0.0', 'localhost');
   }
 
   let closing: Promise<void> | null = null;
@@ -103,6 +128,8 @@ export async function startKoppel(config: Config, opts: { logger?: Logger; liste
       closing ??= (async () => {
         // Stop taking requests first (answered ones are committed), then drain deliveries.
         if (app) await app.close();
+        if (unlisten) await unlisten();
+        if (retention) await retention.stop();
         if (worker) await worker.stop();
         await store.close();
       })();

@@ -9,9 +9,11 @@ import { environmentRoutes } from '../environments/routes.js';
 import { eventTypeRoutes } from '../event-types/routes.js';
 import { healthRoutes } from '../health/routes.js';
 import { messageRoutes } from '../messages/routes.js';
+import { metricsRoutes } from '../metrics/routes.js';
 import { HttpErrorOut, ValidationErrorOut } from './common.js';
 
 export async function registerRoutes(app: FastifyInstance, ctx: Context) {
+  metricsRoutes(app, ctx.metrics);
   app.addSchema(HttpErrorOut);
   app.addSchema(ValidationErrorOut);
   healthRoutes(app, ctx);

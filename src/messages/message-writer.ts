@@ -31,7 +31,8 @@ export class MessageWriter {
 
   constructor(
     private readonly store: Store,
-    private readonly onCommitted: () => void,
+    /** Called after each commit with the number of messages it accepted. */
+    private readonly onCommitted: (accepted: number) => void,
   ) {}
 
   write(draft: MessageDraft): Promise<InsertMessageResult & { deliveries: number }> {
@@ -52,7 +53,8 @@ export class MessageWriter {
         const news = await this.route(batch.map((p) => p.draft));
         const results = await this.store.insertMessages(news);
         results.forEach((r, i) => batch[i].resolve({ ...r, deliveries: r.ok ? news[i].deliveries.length : 0 }));
-        if (results.some((r) => r.ok)) this.onCommitted();
+        const accepted = results.filter((r) => r.ok).length;
+        if (accepted) this.onCommitted(accepted);
       } catch (e) {
         for (const p of batch) p.reject(e);
       }

@@ -14,7 +14,6 @@ import { MessageIn, MessageOut } from './schemas.js';
 export const MessageParams = Type.Object({ app_id: Uid('Application id or uid.'), msg_id: Uid('Message id or eventId.') });
 
 const DAY = 86_400_000;
-const DEFAULT_RETENTION_DAYS = 30;
 
 export function messageOut(m: MessageRow, withContent = true): Static<typeof MessageOut> {
   return {
@@ -84,7 +83,7 @@ export function messageRoutes(app: FastifyInstance, ctx: Context) {
     }
     const deliverAt = parseTime(b.deliverAt ?? undefined, 'deliverAt');
     if (deliverAt !== undefined && deliverAt > now + 90 * DAY) throw invalidField(['body', 'deliverAt'], 'must be within 90 days');
-    const retentionMs = b.payloadRetentionHours ? b.payloadRetentionHours * 3_600_000 : (b.payloadRetentionPeriod ?? DEFAULT_RETENTION_DAYS) * DAY;
+    const retentionMs = b.payloadRetentionHours ? b.payloadRetentionHours * 3_600_000 : (b.payloadRetentionPeriod ? b.payloadRetentionPeriod * DAY : ctx.config.retentionMs);
     const message: MessageRow = {
       id: newId('msg', now), environment_id: a.environment_id, app_id: a.id, event_type: b.eventType, event_id: b.eventId ?? null,
       channels: b.channels ? JSON.stringify(b.channels) : null, tags: b.tags ? JSON.stringify(b.tags) : null,

@@ -16,7 +16,7 @@ export async function sendExample(ctx: Context, app: ApplicationRow, ep: Endpoin
   const now = Date.now();
   const message: MessageRow = {
     id: newId('msg', now), environment_id: app.environment_id, app_id: app.id, event_type: eventType, event_id: null,
-    channels: null, tags: null, payload: JSON.stringify(payload), created_at: now, expires_at: now + 30 * 86_400_000,
+    channels: null, tags: null, payload: JSON.stringify(payload), created_at: now, expires_at: now + ctx.config.retentionMs,
   };
   await ctx.messages.write({ message, dueAt: now, onlyEndpoint: ep });
   return messageOut(message);

@@ -103,6 +103,24 @@ export interface EndpointStatsCounts {
   sending: number;
 }
 
+export interface QueueDepth {
+  /** Pending deliveries whose time has come, waiting for a worker. */
+  due: number;
+  /** Pending deliveries waiting for a later retry or deliverAt time. */
+  scheduled: number;
+  /** Deliveries leased to a worker right now. */
+  inFlight: number;
+}
+
+/** Rows removed by one retention pass, per table. */
+export interface PurgeCounts {
+  messages: number;
+  deliveries: number;
+  attempts: number;
+  idempotencyKeys: number;
+  operationalEvents: number;
+}
+
 export interface Store {
   readonly dialect: 'sqlite' | 'postgres';
   migrate(): Promise<void>;
@@ -182,6 +200,21 @@ export interface Store {
   beginIdempotent(environmentId: string, key: string, requestHash: string, now: number, ttlMs: number): Promise<IdempotencyBegin>;
   completeIdempotent(environmentId: string, key: string, statusCode: number, response: string): Promise<void>;
   abandonIdempotent(environmentId: string, key: string): Promise<void>;
+
+  /** Tells every worker process that deliveries are due (PostgreSQL NOTIFY; a no-op in one process). */
+  notifyDue(): Promise<void>;
+  /** Calls `fn` when another process signals due deliveries; returns an unsubscribe function. */
+  onDue(fn: () => void): Promise<() => Promise<void>>;
+  queueDepth(now: number): Promise<QueueDepth>;
+
+  // retention
+  /**
+   * One bounded pass of the retention job: removes at most `batch` rows per table of what is past
+   * its retention (messages whose expires_at passed, with their deliveries and attempts, unless a
+   * delivery is still pending; attempts older than `olderThan`; expired idempotency keys;
+   * operational events older than `olderThan`). Small batches keep every lock short.
+   */
+  purgeExpired(now: number, olderThan: number, batch: number): Promise<PurgeCounts>;
 
   // operational events
   recordOperationalEvent(row: OperationalEventRow): Promise<void>;

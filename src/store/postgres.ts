@@ -1,7 +1,8 @@
 /**
  * PostgreSQL: many API and worker processes over one database. Claims use FOR UPDATE SKIP LOCKED
  * so concurrent workers never take the same row; migrations run under an advisory lock so
- * processes starting together do not race.
+ * processes starting together do not race; new work is announced with NOTIFY so idle workers in
+ * other processes wake at once instead of at their next poll.
  */
 import pg from 'pg';
 import { Kysely, PostgresDialect, sql } from 'kysely';
@@ -12,29 +13,69 @@ import { SqlStore } from './sql-store.js';
 pg.types.setTypeParser(20, (v) => Number(v));
 
 const MIGRATION_LOCK = 7_462_021;
+const CHANNEL = 'koppel_due';
 
-export function openPostgresStore(url: string, opts: { max?: number; schema?: string } = {}): SqlStore {
-  const pool = new pg.Pool({
-    connectionString: url,
-    max: opts.max ?? 10,
-    options: opts.schema ? `-c search_path=${opts.schema}` : undefined,
-  });
-  // An idle client that loses its connection must not crash the process.
+export interface PostgresOptions {
+  /** Pool size per process. */
+  max?: number;
+  /** Schema to use (search_path); tests give each run its own. */
+  schema?: string;
+}
+
+export function openPostgresStore(url: string, opts: PostgresOptions = {}): SqlStore {
+  const options = opts.schema ? `-c search_path=${opts.schema}` : undefined;
+  const pool = new pg.Pool({ connectionString: url, max: opts.max ?? 10, options });
+  // An idle client that loses its connection must not crash the process; the next query reports it.
   pool.on('error', () => {});
   const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
+  const listeners = new Set<pg.Client>();
   return new SqlStore(db, {
     name: 'postgres',
     withMigrationLock: async (database, fn) =>
       database.connection().execute(async (conn) => {
         await sql`select pg_advisory_lock(${MIGRATION_LOCK})`.execute(conn);
         try {
-          return await fn();
+          return await fn(conn);
         } finally {
           await sql`select pg_advisory_unlock(${MIGRATION_LOCK})`.execute(conn);
         }
       }),
     isUniqueViolation: (e) => (e as { code?: string })?.code === '23505',
     claimLockClause: 'for update skip locked',
-    close: async () => {},
+    notify: async (database) => {
+      await sql`select pg_notify(${CHANNEL}, '')`.execute(database);
+    },
+    listen: async (fn) => {
+      let stopped = false;
+      let client: pg.Client | null = null;
+      // LISTEN needs a connection of its own for as long as we listen. If it drops, reconnect;
+      // meanwhile the workers' fallback poll keeps deliveries moving.
+      const connect = async (): Promise<void> => {
+        if (stopped) return;
+        const c = new pg.Client({ connectionString: url, options });
+        c.on('notification', () => fn());
+        c.on('error', () => {});
+        c.on('end', () => {
+          listeners.delete(c);
+          if (!stopped) setTimeout(() => void connect().catch(() => {}), 1000).unref();
+        });
+        try {
+          await c.connect();
+          await c.query(`listen ${CHANNEL}`);
+          client = c;
+          listeners.add(c);
+        } catch {
+          await c.end().catch(() => {});
+        }
+      };
+      await connect();
+      return async () => {
+        stopped = true;
+        if (client) await client.end().catch(() => {});
+      };
+    },
+    close: async () => {
+      for (const c of listeners) await c.end().catch(() => {});
+    },
   });
 }

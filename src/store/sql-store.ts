@@ -35,8 +35,16 @@ import {
 
 export interface DialectHooks {
   name: 'sqlite' | 'postgres';
-  /** Runs `fn` holding a lock that serialises migrations across processes. */
-  withMigrationLock<T>(db: Kysely<Database>, fn: () => Promise<T>): Promise<T>;
+  /**
+   * Runs `fn` holding a lock that serialises migrations across processes; `fn` gets the database
+   * handle to migrate with (on PostgreSQL, the very connection that holds the lock, so migrating
+   * never waits for a second pooled connection).
+   */
+  withMigrationLock<T>(db: Kysely<Database>, fn: (db: Kysely<Database>) => Promise<T>): Promise<T>;
+  /** Signals other processes that deliveries are due (NOTIFY); absent for a single process. */
+  notify?(db: Kysely<Database>): Promise<void>;
+  /** Subscribes to those signals (LISTEN); absent for a single process. */
+  listen?(fn: () => void): Promise<() => Promise<void>>;
   /** Whether a unique-constraint violation error came from the driver. */
   isUniqueViolation(err: unknown): boolean;
   /** SQL fragment appended to the claim sub-select (FOR UPDATE SKIP LOCKED on PostgreSQL). */
@@ -79,14 +87,14 @@ export class SqlStore implements Store {
   }
 
   async migrate(): Promise<void> {
-    await this.hooks.withMigrationLock(this.db, async () => {
-      await this.db.schema
+    await this.hooks.withMigrationLock(this.db, async (db) => {
+      await db.schema
         .createTable('koppel_migrations')
         .ifNotExists()
         .addColumn('name', 'text', (c) => c.primaryKey())
         .addColumn('applied_at', 'bigint', (c) => c.notNull())
         .execute();
-      const applied = (await this.db.selectFrom('koppel_migrations').select('name').orderBy('name').execute()).map((r) => r.name);
+      const applied = (await db.selectFrom('koppel_migrations').select('name').orderBy('name').execute()).map((r) => r.name);
       const known = MIGRATIONS.map((m) => m.name);
       for (let i = 0; i < applied.length; i++) {
         if (applied[i] !== known[i]) {
@@ -96,7 +104,7 @@ export class SqlStore implements Store {
         }
       }
       for (const m of MIGRATIONS.slice(applied.length)) {
-        await this.db.transaction().execute(async (tx) => {
+        await db.transaction().execute(async (tx) => {
           await m.up(tx);
           await tx.insertInto('koppel_migrations').values({ name: m.name, applied_at: Date.now() }).execute();
         });
@@ -530,6 +538,69 @@ export class SqlStore implements Store {
   }
   async abandonIdempotent(environmentId: string, key: string) {
     await this.db.deleteFrom('idempotency_keys').where('environment_id', '=', environmentId).where('key', '=', key).where('status_code', 'is', null).execute();
+  }
+
+  // ── signals and queue depth ──────────────────────────────────────────────────────────────
+
+  async notifyDue() {
+    if (this.hooks.notify) await this.hooks.notify(this.db);
+  }
+  async onDue(fn: () => void) {
+    if (this.hooks.listen) return this.hooks.listen(fn);
+    return async () => {};
+  }
+  async queueDepth(now: number) {
+    const r = await this.db
+      .selectFrom('deliveries')
+      .select((eb) => [
+        eb.fn.sum<number>(eb.case().when(eb.and([eb('status', '=', Status.pending), eb('due_at', '<=', now)])).then(1).else(0).end()).as('due'),
+        eb.fn.sum<number>(eb.case().when(eb.and([eb('status', '=', Status.pending), eb('due_at', '>', now)])).then(1).else(0).end()).as('scheduled'),
+        eb.fn.sum<number>(eb.case().when('status', '=', Status.sending).then(1).else(0).end()).as('inFlight'),
+      ])
+      .where('due_at', 'is not', null)
+      .executeTakeFirst();
+    return { due: Number(r?.due ?? 0), scheduled: Number(r?.scheduled ?? 0), inFlight: Number(r?.inFlight ?? 0) };
+  }
+
+  // ── retention ────────────────────────────────────────────────────────────────────────────
+
+  async purgeExpired(now: number, olderThan: number, batch: number) {
+    const counts = { messages: 0, deliveries: 0, attempts: 0, idempotencyKeys: 0, operationalEvents: 0 };
+    // Messages past their retention whose deliveries are all settled go with their rows.
+    const expired = await this.db
+      .selectFrom('messages as m')
+      .select('m.id')
+      .where('m.expires_at', '<', now)
+      .where(({ not, exists, selectFrom }) =>
+        not(exists(selectFrom('deliveries as d').select('d.id').whereRef('d.message_id', '=', 'm.id').where('d.due_at', 'is not', null))),
+      )
+      .limit(batch)
+      .execute();
+    const ids = expired.map((r) => r.id);
+    if (ids.length) {
+      await this.db.transaction().execute(async (tx) => {
+        counts.attempts += Number((await tx.deleteFrom('attempts').where('message_id', 'in', ids).executeTakeFirst()).numDeletedRows);
+        counts.deliveries += Number((await tx.deleteFrom('deliveries').where('message_id', 'in', ids).executeTakeFirst()).numDeletedRows);
+        counts.messages += Number((await tx.deleteFrom('messages').where('id', 'in', ids).executeTakeFirst()).numDeletedRows);
+      });
+    }
+    // Expired messages still being retried keep their row but lose nothing they still need;
+    // attempts (with response bodies) older than the retention period go on their own.
+    const oldAttempts = await this.db.selectFrom('attempts').select('id').where('created_at', '<', olderThan).limit(batch).execute();
+    if (oldAttempts.length) {
+      counts.attempts += Number((await this.db.deleteFrom('attempts').where('id', 'in', oldAttempts.map((r) => r.id)).executeTakeFirst()).numDeletedRows);
+    }
+    const oldKeys = await this.db.selectFrom('idempotency_keys').select(['environment_id', 'key']).where('expires_at', '<', now).limit(batch).execute();
+    for (const part of chunks(oldKeys, 200)) {
+      counts.idempotencyKeys += Number(
+        (await this.db.deleteFrom('idempotency_keys').where((eb) => eb.or(part.map((k) => eb.and([eb('environment_id', '=', k.environment_id), eb('key', '=', k.key)])))).executeTakeFirst()).numDeletedRows,
+      );
+    }
+    const oldEvents = await this.db.selectFrom('operational_events').select('id').where('created_at', '<', olderThan).limit(batch).execute();
+    if (oldEvents.length) {
+      counts.operationalEvents += Number((await this.db.deleteFrom('operational_events').where('id', 'in', oldEvents.map((r) => r.id)).executeTakeFirst()).numDeletedRows);
+    }
+    return counts;
   }
 
   // ── operational events ───────────────────────────────────────────────────────────────────

@@ -23,7 +23,7 @@ export function openSqliteStore(file: string): SqlStore {
   return new SqlStore(db, {
     name: 'sqlite',
     // One process owns an SQLite file; the file lock is the migration lock.
-    withMigrationLock: (_db, fn) => fn(),
+    withMigrationLock: (database, fn) => fn(database),
     isUniqueViolation: (e) => (e as { code?: string })?.code === 'SQLITE_CONSTRAINT_UNIQUE' || (e as { code?: string })?.code === 'SQLITE_CONSTRAINT_PRIMARYKEY',
     claimLockClause: '',
     close: async () => {
