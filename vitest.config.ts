@@ -1,12 +1,22 @@
 import { defineConfig } from 'vitest/config';
 
+const everything = ['src/**/*.test.ts', 'test/**/*.test.ts'];
+// The API and delivery suites run a second time on PostgreSQL when a database is configured
+// (.ci/run always configures one); the store contract has its own PostgreSQL file.
+const onBothStores = ['test/api/**/*.test.ts', 'test/delivery/**/*.test.ts', 'test/smoke.test.ts'];
+
 export default defineConfig({
   test: {
-    include: ['src/**/*.test.ts', 'test/**/*.test.ts'],
     testTimeout: 30_000,
     hookTimeout: 30_000,
     // Delivery and crash tests start servers and child processes; keep parallelism modest on 2 cores.
     maxWorkers: 2,
     env: { KOPPEL_LOG_LEVEL: 'silent' },
+    projects: [
+      { extends: true as const, test: { name: 'sqlite', include: everything } },
+      ...(process.env.KOPPEL_TEST_DATABASE_URL
+        ? [{ extends: true as const, test: { name: 'postgres', include: onBothStores, env: { KOPPEL_LOG_LEVEL: 'silent', KOPPEL_TEST_STORE: 'postgres' } } }]
+        : []),
+    ],
   },
 });

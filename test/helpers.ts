@@ -10,6 +10,8 @@ import type { AddressInfo } from 'node:net';
 import { pino } from 'pino';
 import { loadConfig, type Config } from '../src/config.js';
 import { startKoppel, type Koppel } from '../src/server.js';
+import { openPostgresStore } from '../src/store/postgres.js';
+import pg from 'pg';
 
 export const ADMIN_KEY = 'test-admin-key-0123456789';
 
@@ -20,6 +22,34 @@ export interface TestKoppel {
   /** fetch-like helper against the API with the admin key (or another key). */
   api: (method: string, path: string, body?: unknown, opts?: { key?: string; headers?: Record<string, string> }) => Promise<{ status: number; body: any; headers: Headers }>;
   close: () => Promise<void>;
+}
+
+/**
+ * Which store the API and delivery suites run on: `KOPPEL_TEST_STORE=postgres` (set by the
+ * postgres project in vitest.config.ts) gives every test server its own schema in the database
+ * at KOPPEL_TEST_DATABASE_URL; otherwise a fresh SQLite file.
+ */
+export const TEST_STORE = process.env.KOPPEL_TEST_STORE === 'postgres' ? 'postgres' : 'sqlite';
+
+/** Creates an empty schema for one test server; returns it and a function that drops it. */
+export async function createTestSchema(): Promise<{ url: string; schema: string; drop: () => Promise<void> }> {
+  const url = process.env.KOPPEL_TEST_DATABASE_URL;
+  if (!url) throw new Error('KOPPEL_TEST_STORE=postgres needs KOPPEL_TEST_DATABASE_URL');
+  const schema = `t_${Math.random().toString(36).slice(2, 12)}`;
+  const admin = new pg.Client({ connectionString: url });
+  await admin.connect();
+  await admin.query(`create schema ${schema}`);
+  await admin.end();
+  return {
+    url,
+    schema,
+    drop: async () => {
+      const c = new pg.Client({ connectionString: url });
+      await c.connect();
+      await c.query(`drop schema if exists ${schema} cascade`);
+      await c.end();
+    },
+  };
 }
 
 export function tempDir(prefix = 'koppel-test-'): string {
@@ -44,7 +74,14 @@ export async function startTestKoppel(env: Record<string, string> = {}, override
     },
     overrides,
   );
-  const koppel = await startKoppel(config, { logger: pino({ level: 'silent' }) });
+  let dropSchema: (() => Promise<void>) | null = null;
+  let store;
+  if (TEST_STORE === 'postgres') {
+    const t = await createTestSchema();
+    dropSchema = t.drop;
+    store = openPostgresStore(t.url, { schema: t.schema, max: 5 });
+  }
+  const koppel = await startKoppel(config, { logger: pino({ level: 'silent' }), store });
   const url = koppel.url!;
   const api: TestKoppel['api'] = async (method, p, body, opts = {}) => {
     const headers: Record<string, string> = { authorization: `Bearer ${opts.key ?? ADMIN_KEY}`, ...(opts.headers ?? {}) };
@@ -63,6 +100,7 @@ export async function startTestKoppel(env: Record<string, string> = {}, override
     koppel, url, dataDir, api,
     close: async () => {
       await koppel.close();
+      if (dropSchema) await dropSchema();
       fs.rmSync(dataDir, { recursive: true, force: true });
     },
   };

@@ -9,7 +9,7 @@ import { validateSecret, publicKeyOf } from '../delivery/signature.js';
 import { ApiError, invalidField } from '../http/errors.js';
 import { IdempotencyHeaders, Uid, errorResponses, iso, notFoundError, parseTime } from '../http/common.js';
 import { ListResponse, PaginationQuery, listPage } from '../http/pagination.js';
-import { newId } from '../lib/ids.js';
+import { ID_PATTERN, newId } from '../lib/ids.js';
 import type { EndpointRow } from '../store/schema.js';
 import {
   EndpointHeadersIn, EndpointHeadersOut, EndpointHeadersPatchIn, EndpointIn, EndpointOut, EndpointPatch, EndpointSecretOut,
@@ -92,7 +92,7 @@ export function endpointRoutes(app: FastifyInstance, ctx: Context) {
     schema: { tags, operationId: 'v1.endpoint.list', summary: 'List endpoints', params: AppParams, querystring: Type.Object(PaginationQuery), response: { 200: ListResponse(EndpointOut, 'ListResponse_EndpointOut_'), ...errorResponses } },
   }, async (req) => {
     const a = await loadApp(ctx, req.principal, req.params.app_id);
-    return listPage(req.query, 'asc', (e: EndpointRow) => e.id, (page) => ctx.store.listEndpoints(a.id, page), endpointOut);
+    return listPage(req.query, 'asc', (e: EndpointRow) => e.id, (page) => ctx.store.listEndpoints(a.id, page), endpointOut, (key) => ID_PATTERN.test(key) && key.startsWith('ep_'));
   });
 
   r.post(base, {
@@ -253,9 +253,9 @@ export function endpointRoutes(app: FastifyInstance, ctx: Context) {
   });
 
   r.post(`${base}/:endpoint_id/send-example`, {
-    schema: { tags, operationId: 'v1.endpoint.send-example', summary: 'Send an example event of a type to this endpoint only', params: EndpointParams, headers: IdempotencyHeaders, body: EventExampleIn, response: { 202: MessageOut, ...errorResponses } },
+    schema: { tags, operationId: 'v1.endpoint.send-example', summary: 'Send an example event of a type to this endpoint only', params: EndpointParams, headers: IdempotencyHeaders, body: EventExampleIn, response: { 200: MessageOut, ...errorResponses } },
   }, async (req, reply) => {
     const { app: a, ep } = await loadEndpoint(ctx, req.principal, req.params.app_id, req.params.endpoint_id);
-    return reply.code(202).send(await sendExample(ctx, a, ep, req.body.eventType, req.body.exampleIndex ?? 0));
+    return reply.code(200).send(await sendExample(ctx, a, ep, req.body.eventType, req.body.exampleIndex ?? 0));
   });
 }

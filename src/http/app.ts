@@ -3,7 +3,7 @@
  * no type coercion of bodies, unknown fields refused), serialise responses, and generate the
  * OpenAPI document at /api/v1/openapi.json.
  */
-import Fastify, { type FastifyError, type FastifyInstance } from 'fastify';
+import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply } from 'fastify';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
@@ -60,7 +60,18 @@ export async function buildApp(ctx: Context): Promise<FastifyInstance> {
     routerOptions: { ignoreTrailingSlash: true, maxParamLength: 300 },
     return503OnClosing: true,
     forceCloseConnections: 'idle',
+    // Router-level rejections (bad percent-encoding, over-long path segment) get the {code, detail}
+    // shape too, instead of Fastify's own error body.
+    frameworkErrors: (error, _req, reply) => {
+      const detail = error.code === 'FST_ERR_MAX_PARAM_LENGTH'
+        ? 'A path segment is longer than 300 characters; ids and uids are at most 256.'
+        : 'The URL path is not validly percent-encoded.';
+      (reply as FastifyReply).code(400).send({ code: 'bad_request', detail });
+    },
   }).withTypeProvider<TypeBoxTypeProvider>();
+  // The API takes JSON only; without this Fastify's built-in text/plain parser hands the body to
+  // validation as a string (422) instead of refusing the media type (415).
+  app.removeContentTypeParser('text/plain');
 
   const strictAjv = makeAjv(false);
   const coercingAjv = makeAjv(true);
@@ -78,7 +89,9 @@ export async function buildApp(ctx: Context): Promise<FastifyInstance> {
     }
     if (error instanceof ApiError) {
       for (const [k, v] of Object.entries(error.headers)) reply.header(k, v);
-      return reply.code(error.status).send({ code: error.code, detail: error.message });
+      // Serialised directly: routes declare 422 with the validation shape (detail is a list), so
+      // a 422 ApiError such as idempotency_key_reused would otherwise fail serialisation (500).
+      return reply.code(error.status).type('application/json; charset=utf-8').serializer(JSON.stringify).send({ code: error.code, detail: error.message });
     }
     const fe = error as FastifyError;
     switch (fe.code) {

@@ -1,0 +1,46 @@
+/** Small helpers shared by the API tests in this folder (on top of test/helpers.ts). */
+import { expect } from 'vitest';
+import { eventually, type Receiver, type ReceivedRequest, type TestKoppel } from '../helpers.js';
+
+/** Creates an application and returns its body (asserting 201). */
+export async function createApp(k: TestKoppel, body: Record<string, unknown> = {}, key?: string): Promise<any> {
+  const r = await k.api('POST', '/api/v1/app', { name: 'Test app', ...body }, { key });
+  expect(r.status, JSON.stringify(r.body)).toBe(201);
+  return r.body;
+}
+
+/** Creates an endpoint and returns its body (asserting 201). */
+export async function createEndpoint(k: TestKoppel, appId: string, body: Record<string, unknown>, key?: string): Promise<any> {
+  const r = await k.api('POST', `/api/v1/app/${appId}/endpoint`, body, { key });
+  expect(r.status, JSON.stringify(r.body)).toBe(201);
+  return r.body;
+}
+
+/** Sends a message and returns its body (asserting 202). */
+export async function sendMessage(k: TestKoppel, appId: string, body: Record<string, unknown>, key?: string): Promise<any> {
+  const r = await k.api('POST', `/api/v1/app/${appId}/msg`, body, { key });
+  expect(r.status, JSON.stringify(r.body)).toBe(202);
+  return r.body;
+}
+
+/** Requests the receiver got on one path. */
+export const onPath = (rcv: Receiver, path: string): ReceivedRequest[] => rcv.requests.filter((r) => r.url === path);
+
+/** Waits (bounded) until the receiver got at least n requests on `path`. */
+export function waitForPath(rcv: Receiver, path: string, n: number, timeoutMs = 10_000): Promise<ReceivedRequest[]> {
+  return eventually(async () => {
+    const got = onPath(rcv, path);
+    return got.length >= n ? got : undefined;
+  }, timeoutMs);
+}
+
+/** Polls a GET until `pick` returns something truthy (bounded), then returns it. */
+export function pollApi<T>(k: TestKoppel, path: string, pick: (body: any) => T | undefined | null | false, timeoutMs = 10_000, key?: string): Promise<T> {
+  return eventually(async () => {
+    const r = await k.api('GET', path, undefined, { key });
+    expect(r.status, JSON.stringify(r.body)).toBe(200);
+    return pick(r.body);
+  }, timeoutMs);
+}
+
+export const sleep = (ms: number) => new Promise<void>((res) => setTimeout(res, ms));
