@@ -9,7 +9,7 @@ import { loadApp } from '../applications/routes.js';
 import type { Context } from '../context.js';
 import { generateApiKey, hashApiKey, requireEnvironmentKey } from '../http/auth.js';
 import { IdempotencyHeaders, Nullable, errorResponses, iso, notFoundError } from '../http/common.js';
-import { ListResponse, PaginationQuery, listPage } from '../http/pagination.js';
+import { ListResponse, PaginationQuery, isIteratorOf, listPage } from '../http/pagination.js';
 import { newId } from '../lib/ids.js';
 import type { ApiKeyRow } from '../store/schema.js';
 
@@ -46,7 +46,7 @@ export function apiKeyRoutes(app: FastifyInstance, ctx: Context) {
     schema: { tags, operationId: 'v1.api-key.list', summary: 'List the environment\'s API keys (without the keys)', querystring: Type.Object(PaginationQuery), response: { 200: ListResponse(ApiKeyOut, 'ListResponse_ApiKeyOut_'), ...errorResponses } },
   }, async (req) => {
     requireEnvironmentKey(req.principal);
-    return listPage(req.query, 'asc', (k: ApiKeyRow) => k.id, (page) => ctx.store.listApiKeys(req.principal.environmentId, page), apiKeyOut);
+    return listPage(req.query, 'asc', (k: ApiKeyRow) => k.id, (page) => ctx.store.listApiKeys(req.principal.environmentId, page), apiKeyOut, isIteratorOf('key'));
   });
 
   r.post('/api/v1/api-key', {

@@ -6,8 +6,8 @@ import type { Context } from '../context.js';
 import { requireEnvironmentKey, type Principal } from '../http/auth.js';
 import { ApiError } from '../http/errors.js';
 import { IdempotencyHeaders, Uid, errorResponses, iso, notFoundError } from '../http/common.js';
-import { ListResponse, PaginationQuery, listPage } from '../http/pagination.js';
-import { ID_PATTERN, newId } from '../lib/ids.js';
+import { ListResponse, PaginationQuery, isIteratorOf, listPage } from '../http/pagination.js';
+import { newId } from '../lib/ids.js';
 import type { ApplicationRow } from '../store/schema.js';
 import { ApplicationIn, ApplicationOut, ApplicationPatch } from './schemas.js';
 
@@ -45,7 +45,7 @@ export function applicationRoutes(app: FastifyInstance, ctx: Context) {
     schema: { tags, operationId: 'v1.application.list', summary: 'List applications', querystring: Type.Object(PaginationQuery), response: { 200: ListResponse(ApplicationOut, 'ListResponse_ApplicationOut_'), ...errorResponses } },
   }, async (req) => {
     requireEnvironmentKey(req.principal);
-    return listPage(req.query, 'asc', (a: ApplicationRow) => a.id, (page) => ctx.store.listApplications(req.principal.environmentId, page), applicationOut, (key) => ID_PATTERN.test(key) && key.startsWith('app_'));
+    return listPage(req.query, 'asc', (a: ApplicationRow) => a.id, (page) => ctx.store.listApplications(req.principal.environmentId, page), applicationOut, isIteratorOf('app'));
   });
 
   r.post('/api/v1/app', {

@@ -7,9 +7,9 @@ import type { Context } from '../context.js';
 import { EndpointParams, endpointOut, loadEndpoint } from '../endpoints/routes.js';
 import { endpointOutFields } from '../endpoints/schemas.js';
 import { IdempotencyHeaders, Nullable, Uid, errorResponses, iso, notFoundError, parseTime, splitList } from '../http/common.js';
-import { ListResponse, PaginationQuery, listPage } from '../http/pagination.js';
+import { ListResponse, PaginationQuery, isIteratorOf, listPage } from '../http/pagination.js';
 import { newId } from '../lib/ids.js';
-import { MessageListQuery, MessageParams, isIteratorOf, loadMessage, messageOut } from '../messages/routes.js';
+import { MessageListQuery, MessageParams, loadMessage, messageOut } from '../messages/routes.js';
 import { messageOutFields } from '../messages/schemas.js';
 import { Status, type AttemptRow, type DeliveryRow, type EndpointRow } from '../store/schema.js';
 

@@ -8,9 +8,9 @@ import type { Principal } from '../http/auth.js';
 import { validateSecret, publicKeyOf } from '../delivery/signature.js';
 import { ApiError, invalidField } from '../http/errors.js';
 import { IdempotencyHeaders, Uid, errorResponses, iso, notFoundError, parseTime } from '../http/common.js';
-import { ListResponse, PaginationQuery, listPage } from '../http/pagination.js';
-import { ID_PATTERN, newId } from '../lib/ids.js';
-import type { EndpointRow } from '../store/schema.js';
+import { ListResponse, PaginationQuery, isIteratorOf, listPage } from '../http/pagination.js';
+import { newId } from '../lib/ids.js';
+import type { ApplicationRow, EndpointRow } from '../store/schema.js';
 import {
   EndpointHeadersIn, EndpointHeadersOut, EndpointHeadersPatchIn, EndpointIn, EndpointOut, EndpointPatch, EndpointSecretOut,
   EndpointSecretRotateIn, EndpointStats, EndpointUpdate, EventExampleIn, RecoverIn, RecoverOut,
@@ -92,14 +92,11 @@ export function endpointRoutes(app: FastifyInstance, ctx: Context) {
     schema: { tags, operationId: 'v1.endpoint.list', summary: 'List endpoints', params: AppParams, querystring: Type.Object(PaginationQuery), response: { 200: ListResponse(EndpointOut, 'ListResponse_EndpointOut_'), ...errorResponses } },
   }, async (req) => {
     const a = await loadApp(ctx, req.principal, req.params.app_id);
-    return listPage(req.query, 'asc', (e: EndpointRow) => e.id, (page) => ctx.store.listEndpoints(a.id, page), endpointOut, (key) => ID_PATTERN.test(key) && key.startsWith('ep_'));
+    return listPage(req.query, 'asc', (e: EndpointRow) => e.id, (page) => ctx.store.listEndpoints(a.id, page), endpointOut, isIteratorOf('ep'));
   });
 
-  r.post(base, {
-    schema: { tags, operationId: 'v1.endpoint.create', summary: 'Create an endpoint', params: AppParams, headers: IdempotencyHeaders, body: EndpointIn, response: { 201: EndpointOut, ...errorResponses } },
-  }, async (req, reply) => {
-    const a = await loadApp(ctx, req.principal, req.params.app_id);
-    const b = req.body;
+  /** Creates an endpoint (POST, or PUT to a uid that does not exist yet). */
+  const create = async (a: ApplicationRow, b: Static<typeof EndpointIn>) => {
     checkUrl(b.url, ['body', 'url']);
     checkSecret(b.secret, ['body', 'secret']);
     checkHeaders(b.headers, ['body', 'headers']);
@@ -112,7 +109,14 @@ export function endpointRoutes(app: FastifyInstance, ctx: Context) {
       headers: JSON.stringify(lowerKeys(b.headers ?? {})), secrets: sealNewSecrets(ctx.box, b.secret), failing_since: null, created_at: now, updated_at: now,
     };
     if (!(await ctx.store.createEndpoint(row))) throw new ApiError('conflict', `An endpoint with uid "${b.uid}" already exists in this application; choose another uid.`);
-    return reply.code(201).send(endpointOut(row));
+    return row;
+  };
+
+  r.post(base, {
+    schema: { tags, operationId: 'v1.endpoint.create', summary: 'Create an endpoint', params: AppParams, headers: IdempotencyHeaders, body: EndpointIn, response: { 201: EndpointOut, ...errorResponses } },
+  }, async (req, reply) => {
+    const a = await loadApp(ctx, req.principal, req.params.app_id);
+    return reply.code(201).send(endpointOut(await create(a, req.body)));
   });
 
   r.get(`${base}/:endpoint_id`, {
@@ -146,8 +150,17 @@ export function endpointRoutes(app: FastifyInstance, ctx: Context) {
   };
 
   r.put(`${base}/:endpoint_id`, {
-    schema: { tags, operationId: 'v1.endpoint.update', summary: 'Update an endpoint', params: EndpointParams, body: EndpointUpdate, response: { 200: EndpointOut, ...errorResponses } },
-  }, async (req) => endpointOut(await update(req.principal, req.params.app_id, req.params.endpoint_id, req.body, true)));
+    schema: { tags, operationId: 'v1.endpoint.update', summary: 'Update an endpoint (create it if the uid is new)', params: EndpointParams, body: EndpointUpdate, response: { 200: EndpointOut, 201: EndpointOut, ...errorResponses } },
+  }, async (req, reply) => {
+    const a = await loadApp(ctx, req.principal, req.params.app_id);
+    const existing = await ctx.store.getEndpoint(a.id, req.params.endpoint_id);
+    if (!existing) {
+      // Svix semantics: PUT to an unknown uid creates the endpoint with that uid.
+      if (/^ep_[0-9A-Z]{26}$/.test(req.params.endpoint_id)) throw notFoundError('Endpoint', req.params.endpoint_id);
+      return reply.code(201).send(endpointOut(await create(a, { ...req.body, uid: req.params.endpoint_id })));
+    }
+    return endpointOut(await update(req.principal, req.params.app_id, req.params.endpoint_id, req.body, true));
+  });
 
   r.patch(`${base}/:endpoint_id`, {
     schema: { tags, operationId: 'v1.endpoint.patch', summary: 'Change some fields of an endpoint', params: EndpointParams, body: EndpointPatch, response: { 200: EndpointOut, ...errorResponses } },

@@ -8,7 +8,7 @@ import { Type, type Static } from 'typebox';
 import type { Context } from '../context.js';
 import { generateApiKey, hashApiKey, requireAdmin } from '../http/auth.js';
 import { IdempotencyHeaders, errorResponses, iso, notFoundError } from '../http/common.js';
-import { ListResponse, PaginationQuery, listPage } from '../http/pagination.js';
+import { ListResponse, PaginationQuery, isIteratorOf, listPage } from '../http/pagination.js';
 import { newId } from '../lib/ids.js';
 import type { EnvironmentRow } from '../store/schema.js';
 
@@ -41,7 +41,7 @@ export function environmentRoutes(app: FastifyInstance, ctx: Context) {
     schema: { tags, operationId: 'v1.environment.list', summary: 'List environments (admin key)', querystring: Type.Object(PaginationQuery), response: { 200: ListResponse(EnvironmentOut, 'ListResponse_EnvironmentOut_'), ...errorResponses } },
   }, async (req) => {
     requireAdmin(req.principal);
-    return listPage(req.query, 'asc', (e: EnvironmentRow) => e.id, (page) => ctx.store.listEnvironments(page), environmentOut);
+    return listPage(req.query, 'asc', (e: EnvironmentRow) => e.id, (page) => ctx.store.listEnvironments(page), environmentOut, isIteratorOf('env'));
   });
 
   r.post('/api/v1/environment', {

@@ -78,12 +78,12 @@ export function eventTypeRoutes(app: FastifyInstance, ctx: Context) {
       querystring: Type.Object({
         ...PaginationQuery,
         include_archived: Type.Optional(Type.Boolean({ default: false })),
-        with_content: Type.Optional(Type.Boolean({ default: true, description: 'Include the schemas.' })),
+        with_content: Type.Optional(Type.Boolean({ default: false, description: 'Include the schemas (as in Svix, off by default).' })),
       }),
       response: { 200: ListResponse(EventTypeOut, 'ListResponse_EventTypeOut_'), ...errorResponses },
     },
   }, async (req) => {
-    const withContent = req.query.with_content !== false;
+    const withContent = req.query.with_content === true;
     return listPage(req.query, 'asc', (e: EventTypeRow) => e.name,
       (page) => ctx.store.listEventTypes(req.principal.environmentId, page, req.query.include_archived === true),
       (row) => ({ ...eventTypeOut(row), schemas: withContent ? eventTypeOut(row).schemas : null }));

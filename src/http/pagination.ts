@@ -6,6 +6,7 @@
 import { Type } from 'typebox';
 import type { Order, Page, PageRequest } from '../store/port.js';
 import { invalidField } from './errors.js';
+import { ID_PATTERN } from '../lib/ids.js';
 
 export const PaginationQuery = {
   limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 250, default: 50, description: 'Items per page (1–250).' })),
@@ -64,6 +65,9 @@ export async function listPage<R, T>(
     prevIterator: items.length ? `-${keyOf(items[0])}` : null,
   };
 }
+
+/** An iterator check for lists keyed by ids of one prefix (app_, msg_, …). */
+export const isIteratorOf = (prefix: string) => (key: string) => ID_PATTERN.test(key) && key.startsWith(`${prefix}_`);
 
 /** The list response schema for items of `item`. */
 export function ListResponse<T extends import('typebox').TSchema>(item: T, id: string) {

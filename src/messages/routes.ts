@@ -6,8 +6,8 @@ import { AppParams, loadApp } from '../applications/routes.js';
 import type { Context } from '../context.js';
 import { ApiError, invalidField } from '../http/errors.js';
 import { Channel, IdempotencyHeaders, Uid, errorResponses, iso, notFoundError, parseJson, parseTime, splitList } from '../http/common.js';
-import { ListResponse, PaginationQuery, listPage } from '../http/pagination.js';
-import { ID_PATTERN, newId } from '../lib/ids.js';
+import { ListResponse, PaginationQuery, isIteratorOf, listPage } from '../http/pagination.js';
+import { newId } from '../lib/ids.js';
 import type { ApplicationRow, MessageRow } from '../store/schema.js';
 import { MessageIn, MessageOut } from './schemas.js';
 
@@ -42,8 +42,6 @@ export const MessageListQuery = {
   after: Type.Optional(Type.String({ format: 'date-time', description: 'Only items created after this time.' })),
   with_content: Type.Optional(Type.Boolean({ default: true, description: 'Include payloads.' })),
 };
-
-export const isIteratorOf = (prefix: string) => (key: string) => ID_PATTERN.test(key) && key.startsWith(`${prefix}_`);
 
 const tags = ['Message'];
 

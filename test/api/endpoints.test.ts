@@ -85,6 +85,17 @@ describe('/api/v1/app/{app_id}/endpoint', () => {
       expect((await k.api('GET', `${base()}/${ep.id}`)).status).toBe(404);
     });
 
+    it('PUT to a new uid creates the endpoint (201); to an unknown ep_ id is 404', async () => {
+      const put = await k.api('PUT', `${base()}/billing-hook`, { url: `${rcv.url}/by-uid` });
+      expect(put.status).toBe(201);
+      expect(put.body).toMatchObject({ uid: 'billing-hook', url: `${rcv.url}/by-uid` });
+      expect((await k.api('GET', `${base()}/billing-hook`)).body.id).toBe(put.body.id);
+      const again = await k.api('PUT', `${base()}/billing-hook`, { url: `${rcv.url}/by-uid-2` });
+      expect(again.status).toBe(200);
+      expect(again.body.id).toBe(put.body.id);
+      expect((await k.api('PUT', `${base()}/ep_01M84FTZS0ADK223ZVB16C03RP`, { url: `${rcv.url}/x` })).status).toBe(404);
+    });
+
     it.each([
       ['an ftp:// URL', 'ftp://example.com/hook'],
       ['something that is not a URL', 'not a url'],

@@ -60,6 +60,14 @@ describe('/api/v1/event-type', () => {
     expect(all).toContain('list.archived');
   });
 
+  it('lists schemas only with with_content=true (off by default, as in Svix)', async () => {
+    const schema = { '1': { type: 'object', properties: { id: { type: 'integer' } } } };
+    expect((await k.api('POST', '/api/v1/event-type', { name: 'content.check', description: 'c', schemas: schema })).status).toBe(201);
+    const find = (body: any) => body.data.find((e: any) => e.name === 'content.check');
+    expect(find((await k.api('GET', '/api/v1/event-type?limit=250')).body).schemas).toBeNull();
+    expect(find((await k.api('GET', '/api/v1/event-type?limit=250&with_content=true')).body).schemas).toEqual(schema);
+  });
+
   it('PUT replaces an event type (200) and creates an unknown one (201)', async () => {
     await k.api('POST', '/api/v1/event-type', { name: 'put.type', description: 'before', schemas: orderSchema, deprecated: true, groupName: 'g' });
     const r = await k.api('PUT', '/api/v1/event-type/put.type', { description: 'after' });
