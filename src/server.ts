@@ -96,15 +96,6 @@ export async function startKoppel(config: Config, opts: { logger?: Logger; liste
     wake,
     defaultEnvironmentId,
   };
-  let unlisten: (() => Promise<void>) | null = null;
-  let retention: RetentionJob | null = null;
-  if (config.role !== 'api') {
-    worker = new DeliveryWorker({ config, store, box, log, onAttempt: (a) => metrics.recordAttempt(a) });
-    worker.start();
-    unlisten = await store.onDue(() => worker?.wake());
-    retention = new RetentionJob(store, config.retentionMs, config.retentionIntervalMs, log);
-    retention.start();
-  }
   let app: FastifyInstance;
   let url: string | null = null;
   if (config.role !== 'worker') {
@@ -119,6 +110,17 @@ export async function startKoppel(config: Config, opts: { logger?: Logger; liste
   if (opts.listen !== false) {
     const address = await app.listen({ port: config.port, host: config.host });
     url = address.replace('[::]', 'localhost').replace('0.0.0.0', 'localhost');
+  }
+  // Deliver only once the (CPU-heavy) HTTP setup is done: attempts started during it would wait
+  // on a blocked event loop, time out or outlive their lease, and be sent twice.
+  let unlisten: (() => Promise<void>) | null = null;
+  let retention: RetentionJob | null = null;
+  if (config.role !== 'api') {
+    worker = new DeliveryWorker({ config, store, box, log, onAttempt: (a) => metrics.recordAttempt(a) });
+    worker.start();
+    unlisten = await store.onDue(() => worker?.wake());
+    retention = new RetentionJob(store, config.retentionMs, config.retentionIntervalMs, log);
+    retention.start();
   }
 
   let closing: Promise<void> | null = null;

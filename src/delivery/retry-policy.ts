@@ -21,6 +21,6 @@ export function jitter(ms: number, random = Math.random): number {
 export function nextRetry(attemptsMade: number, schedule: number[], retryAfterMs: number | null, retryAfterMaxMs: number, random = Math.random): RetryDecision {
   if (attemptsMade >= schedule.length) return { retry: false, delayMs: 0 };
   let delay = jitter(schedule[attemptsMade], random);
-  if (retryAfterMs !== null && retryAfterMs > delay) delay = Math.min(retryAfterMs, retryAfterMaxMs);
+  if (retryAfterMs !== null) delay = Math.max(delay, Math.min(retryAfterMs, retryAfterMaxMs));
   return { retry: true, delayMs: delay };
 }

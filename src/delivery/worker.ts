@@ -58,7 +58,23 @@ export class DeliveryWorker {
   private inFlight = 0;
   private readonly perEndpoint = new Map<string, number>();
   private readonly pausedUntil = new Map<string, number>();
-  private settleQueue: Settlement[] = [];
+  /**
+   * Claimed deliveries waiting for a free slot of their endpoint, in claim order. A claim batch
+   * can hold more rows for one endpoint than it has free slots; keeping them here (they are
+   * leased to us) and starting each as a slot frees up lets a busy endpoint run at its full
+   * concurrency instead of handing rows back and re-claiming them.
+   */
+  private readonly waiting = new Map<string, ClaimedDelivery[]>();
+  private waitingCount = 0;
+  private pumpDone: Promise<void> = Promise.resolve();
+  /**
+   * Deliveries claimed by this process whose outcome is not yet written back, with their attempt
+   * count at the claim. If the event loop stalls past a lease (e.g. during startup under load),
+   * our own expired lease lets us claim such a row again: it must not be sent a second time, the
+   * outcome we still hold settles it.
+   */
+  private readonly held = new Map<string, number>();
+  private settleQueue: { s: Settlement; done: () => void }[] = [];
   private settling: Promise<void> | null = null;
   private pumping = false;
   private pumpAgain = false;
@@ -94,6 +110,12 @@ export class DeliveryWorker {
   async stop(): Promise<void> {
     this.running = false;
     if (this.timer) clearTimeout(this.timer);
+    // A claim already on its way must land before leases are released, or rows it brings back
+    // would be sent after shutdown began.
+    await this.pumpDone;
+    // Deliveries still waiting for a slot were never sent: releaseLeases below hands them back.
+    this.waiting.clear();
+    this.waitingCount = 0;
     const deadline = Date.now() + this.deps.config.requestTimeoutMs + 2000;
     while (this.inFlight > 0 && Date.now() < deadline) {
       await new Promise<void>((res) => this.idleWaiters.push(res));
@@ -114,15 +136,20 @@ export class DeliveryWorker {
     this.timer.unref?.();
   }
 
-  private async pump(): Promise<void> {
-    if (!this.running || this.pumping) return;
+  private pump(): Promise<void> {
+    if (!this.running || this.pumping) return this.pumpDone;
+    this.pumpDone = this.pumpOnce();
+    return this.pumpDone;
+  }
+
+  private async pumpOnce(): Promise<void> {
     this.pumping = true;
     const { config, store, log } = this.deps;
     try {
       do {
         this.pumpAgain = false;
         for (;;) {
-          const free = config.workerConcurrency - this.inFlight;
+          const free = config.workerConcurrency - this.inFlight - this.waitingCount;
           if (free <= 0) break;
           const now = Date.now();
           const exclude: string[] = [];
@@ -156,6 +183,8 @@ export class DeliveryWorker {
 
   private dispatch(c: ClaimedDelivery) {
     const { delivery: d, endpoint: ep, message: m } = c;
+    if (this.held.get(d.id) === d.attempts) return;
+    this.held.set(d.id, d.attempts);
     const now = Date.now();
     const base = { deliveryId: d.id, leaseOwner: this.owner, endpointId: d.endpoint_id, disableNow: false } as const;
     if (!ep || !m || m.payload === null || ep.disabled) {
@@ -164,24 +193,56 @@ export class DeliveryWorker {
       this.queueSettlement({ ...base, attempt: null, status: Status.fail, dueAt: null, attempts: d.attempts, health: 'none' });
       return;
     }
-    const running = this.perEndpoint.get(ep.id) ?? 0;
-    const wait = running >= this.deps.config.endpointConcurrency ? 100 : this.limiter.take(ep.id, ep.throttle_rate, now);
+    if ((this.perEndpoint.get(ep.id) ?? 0) >= this.deps.config.endpointConcurrency) {
+      const q = this.waiting.get(ep.id) ?? [];
+      q.push(c);
+      this.waiting.set(ep.id, q);
+      this.waitingCount++;
+      return;
+    }
+    this.startAttempt(c, now);
+  }
+
+  /** Hands a claimed delivery back unsent, due at `dueAt`. */
+  private release(c: ClaimedDelivery, dueAt: number) {
+    const d = c.delivery;
+    this.queueSettlement({ deliveryId: d.id, leaseOwner: this.owner, endpointId: d.endpoint_id, disableNow: false, attempt: null, status: Status.pending, dueAt, attempts: d.attempts, health: 'none' });
+  }
+
+  /** Starts an attempt now, unless the endpoint's rate limit says later. */
+  private startAttempt(c: ClaimedDelivery, now: number) {
+    const ep = c.endpoint!;
+    const wait = this.limiter.take(ep.id, ep.throttle_rate, now);
     if (wait > 0) {
-      // Over this endpoint's concurrency or rate: hand the row back, due when a slot is free.
+      // Over the endpoint's rate: hand the row back, due when a token is there, and leave the
+      // endpoint out of claims until then.
       this.pausedUntil.set(ep.id, now + wait);
-      this.queueSettlement({ ...base, attempt: null, status: Status.pending, dueAt: now + wait, attempts: d.attempts, health: 'none' });
+      this.release(c, now + wait);
       return;
     }
     this.inFlight++;
-    this.perEndpoint.set(ep.id, running + 1);
+    this.perEndpoint.set(ep.id, (this.perEndpoint.get(ep.id) ?? 0) + 1);
     void this.attempt(c).finally(() => {
       this.inFlight--;
       const n = (this.perEndpoint.get(ep.id) ?? 1) - 1;
       if (n <= 0) this.perEndpoint.delete(ep.id);
       else this.perEndpoint.set(ep.id, n);
+      this.startNextWaiting(ep.id);
       if (this.inFlight === 0) this.idleWaiters.splice(0).forEach((f) => f());
       this.wake();
     });
+  }
+
+  private startNextWaiting(endpointId: string) {
+    const q = this.waiting.get(endpointId);
+    if (!q || !this.running) return;
+    const next = q.shift()!;
+    this.waitingCount--;
+    if (q.length === 0) this.waiting.delete(endpointId);
+    const now = Date.now();
+    // Only start what can finish inside our lease; otherwise another worker may take it meanwhile.
+    if (now + this.deps.config.requestTimeoutMs + 1000 < (next.delivery.due_at ?? 0)) this.startAttempt(next, now);
+    else this.release(next, now);
   }
 
   private async attempt(c: ClaimedDelivery): Promise<void> {
@@ -223,13 +284,16 @@ export class DeliveryWorker {
       error: result.ok ? null : result.error, request_headers: JSON.stringify(shown), trigger_type: d.trigger_type, created_at: started,
     };
     const base = { deliveryId: d.id, leaseOwner: this.owner, endpointId: ep.id, attempt, attempts };
+    log.debug({ msgId: m.id, endpointId: ep.id, attemptId: attempt.id, status: result.status, errorClass: result.errorClass, ms: attempt.duration_ms }, 'attempt');
+    // The caller keeps the endpoint slot until this write is done: an attempt whose outcome is
+    // not yet durable is still in flight, which bounds what a crash can make us send twice.
     if (result.ok) {
-      this.queueSettlement({ ...base, status: Status.success, dueAt: null, health: 'success', disableNow: false });
+      await this.queueSettlement({ ...base, status: Status.success, dueAt: null, health: 'success', disableNow: false });
     } else if (result.status === 410) {
-      this.queueSettlement({ ...base, status: Status.fail, dueAt: null, health: 'failure', disableNow: true });
+      await this.queueSettlement({ ...base, status: Status.fail, dueAt: null, health: 'failure', disableNow: true });
     } else {
       const next = nextRetry(attempts, config.retrySchedule, result.retryAfterMs, config.retryAfterMaxMs);
-      this.queueSettlement({
+      await this.queueSettlement({
         ...base,
         status: next.retry ? Status.pending : Status.fail,
         dueAt: next.retry ? now + next.delayMs : null,
@@ -237,19 +301,21 @@ export class DeliveryWorker {
         disableNow: false,
       });
     }
-    log.debug({ msgId: m.id, endpointId: ep.id, attemptId: attempt.id, status: result.status, errorClass: result.errorClass, ms: attempt.duration_ms }, 'attempt');
   }
 
-  private queueSettlement(s: Settlement) {
-    this.settleQueue.push(s);
+  /** Queues an outcome for the next batched write; resolves once that write has finished. */
+  private queueSettlement(s: Settlement): Promise<void> {
+    const written = new Promise<void>((done) => this.settleQueue.push({ s, done }));
     if (!this.settling) this.settling = new Promise<void>((res) => setImmediate(res)).then(() => this.drainSettlements());
+    return written;
   }
 
   /** Writes queued outcomes; everything queued while a write runs goes into the next one. */
   private async drainSettlements(): Promise<void> {
     const { store, config, log } = this.deps;
     while (this.settleQueue.length) {
-      const batch = this.settleQueue.splice(0, 500);
+      const queued = this.settleQueue.splice(0, 500);
+      const batch = queued.map((q) => q.s);
       for (let tries = 0; ; tries++) {
         try {
           const disabled = await store.settle(batch, { now: Date.now(), disableAfterMs: config.disableAfterFailingMs });
@@ -263,6 +329,12 @@ export class DeliveryWorker {
           await new Promise((r) => setTimeout(r, 200 * (tries + 1)));
         }
       }
+      for (const s of batch) {
+        // Forget the claim this settlement belongs to (not a newer claim of the same row).
+        const claimedAt = s.attempt ? s.attempts - 1 : s.attempts;
+        if (this.held.get(s.deliveryId) === claimedAt) this.held.delete(s.deliveryId);
+      }
+      for (const q of queued) q.done();
       if (batch.some((s) => s.status === Status.pending)) this.wake();
     }
     this.settling = null;
