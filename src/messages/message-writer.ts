@@ -23,10 +23,11 @@ interface Pending {
   reject: (e: unknown) => void;
 }
 
-const MAX_BATCH = 500;
+/** Soft cap on messages per transaction; a bulk request larger than this still goes in one. */
+const MAX_BATCH = 1000;
 
 export class MessageWriter {
-  private queue: Pending[] = [];
+  private queue: Pending[][] = [];
   private flushing = false;
 
   constructor(
@@ -36,19 +37,27 @@ export class MessageWriter {
   ) {}
 
   write(draft: MessageDraft): Promise<InsertMessageResult & { deliveries: number }> {
-    return new Promise((resolve, reject) => {
-      this.queue.push({ draft, resolve, reject });
-      if (!this.flushing) {
-        this.flushing = true;
-        // setImmediate lets every request parsed in this event-loop turn join the batch.
-        setImmediate(() => void this.flush());
-      }
-    });
+    return this.writeMany([draft])[0];
+  }
+
+  /** Writes several messages in the same transaction: all of them commit, or none. */
+  writeMany(drafts: MessageDraft[]): Promise<InsertMessageResult & { deliveries: number }>[] {
+    const group: Pending[] = [];
+    const promises = drafts.map((draft) => new Promise<InsertMessageResult & { deliveries: number }>((resolve, reject) => group.push({ draft, resolve, reject })));
+    this.queue.push(group);
+    if (!this.flushing) {
+      this.flushing = true;
+      // setImmediate lets every request parsed in this event-loop turn join the batch.
+      setImmediate(() => void this.flush());
+    }
+    return promises;
   }
 
   private async flush(): Promise<void> {
     while (this.queue.length) {
-      const batch = this.queue.splice(0, MAX_BATCH);
+      // Whole groups only, so a bulk request is never split across transactions.
+      const batch: Pending[] = [];
+      while (this.queue.length && (batch.length === 0 || batch.length + this.queue[0].length <= MAX_BATCH)) batch.push(...this.queue.shift()!);
       try {
         const news = await this.route(batch.map((p) => p.draft));
         const results = await this.store.insertMessages(news);

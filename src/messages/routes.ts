@@ -9,7 +9,7 @@ import { Channel, IdempotencyHeaders, Uid, errorResponses, iso, notFoundError, p
 import { ListResponse, PaginationQuery, isIteratorOf, listPage } from '../http/pagination.js';
 import { newId } from '../lib/ids.js';
 import type { ApplicationRow, MessageRow } from '../store/schema.js';
-import { MessageIn, MessageOut } from './schemas.js';
+import { BulkMessageIn, BulkMessageOut, MessageIn, MessageOut } from './schemas.js';
 
 export const MessageParams = Type.Object({ app_id: Uid('Application id or uid.'), msg_id: Uid('Message id or eventId.') });
 
@@ -25,6 +25,22 @@ export function messageOut(m: MessageRow, withContent = true): Static<typeof Mes
     payload: withContent && m.payload !== null ? JSON.parse(m.payload) : {},
     timestamp: iso(Number(m.created_at)),
   };
+}
+
+const duplicateEventId = (eventId: string | null | undefined, existingId: string) =>
+  new ApiError('conflict', `A message with eventId "${eventId}" already exists in this application (${existingId}); each eventId is sent once.`);
+
+/** Turns a validated MessageIn into the row to store and its first due time. */
+function draftMessage(ctx: Context, a: ApplicationRow, b: Static<typeof MessageIn>, now: number, loc: (string | number)[]) {
+  const deliverAt = parseTime(b.deliverAt ?? undefined, 'deliverAt');
+  if (deliverAt !== undefined && deliverAt > now + 90 * DAY) throw invalidField([...loc, 'deliverAt'], 'must be within 90 days');
+  const retentionMs = b.payloadRetentionHours ? b.payloadRetentionHours * 3_600_000 : b.payloadRetentionPeriod ? b.payloadRetentionPeriod * DAY : ctx.config.retentionMs;
+  const message: MessageRow = {
+    id: newId('msg', now), environment_id: a.environment_id, app_id: a.id, event_type: b.eventType, event_id: b.eventId ?? null,
+    channels: b.channels ? JSON.stringify(b.channels) : null, tags: b.tags ? JSON.stringify(b.tags) : null,
+    payload: JSON.stringify(b.payload), created_at: now, expires_at: now + retentionMs,
+  };
+  return { message, dueAt: Math.max(now, deliverAt ?? now) };
 }
 
 export async function loadMessage(ctx: Context, app: ApplicationRow, idOrEventId: string) {
@@ -79,19 +95,34 @@ export function messageRoutes(app: FastifyInstance, ctx: Context) {
       if (!(await ctx.store.createApplication(row))) a = await loadApp(ctx, req.principal, row.uid!);
       else a = row;
     }
-    const deliverAt = parseTime(b.deliverAt ?? undefined, 'deliverAt');
-    if (deliverAt !== undefined && deliverAt > now + 90 * DAY) throw invalidField(['body', 'deliverAt'], 'must be within 90 days');
-    const retentionMs = b.payloadRetentionHours ? b.payloadRetentionHours * 3_600_000 : (b.payloadRetentionPeriod ? b.payloadRetentionPeriod * DAY : ctx.config.retentionMs);
-    const message: MessageRow = {
-      id: newId('msg', now), environment_id: a.environment_id, app_id: a.id, event_type: b.eventType, event_id: b.eventId ?? null,
-      channels: b.channels ? JSON.stringify(b.channels) : null, tags: b.tags ? JSON.stringify(b.tags) : null,
-      payload: JSON.stringify(b.payload), created_at: now, expires_at: now + retentionMs,
-    };
-    const result = await ctx.messages.write({ message, dueAt: Math.max(now, deliverAt ?? now) });
-    if (!result.ok) {
-      throw new ApiError('conflict', `A message with eventId "${b.eventId}" already exists in this application (${result.existingId}); each eventId is sent once.`);
-    }
+    const { message, dueAt } = draftMessage(ctx, a, b, now, ['body']);
+    const result = await ctx.messages.write({ message, dueAt });
+    if (!result.ok) throw duplicateEventId(b.eventId, result.existingId);
     return reply.code(202).send(messageOut(message, req.query.with_content !== false));
+  });
+
+  r.post(`${base}/bulk`, {
+    schema: {
+      tags, operationId: 'v1.message.create-bulk', summary: 'Send up to 1,000 messages in one request (Koppel extension)', params: AppParams, headers: IdempotencyHeaders,
+      querystring: Type.Object({ with_content: Type.Optional(Type.Boolean({ default: true })) }),
+      body: BulkMessageIn,
+      response: { 202: BulkMessageOut, ...errorResponses },
+    },
+  }, async (req, reply) => {
+    const a = await loadApp(ctx, req.principal, req.params.app_id);
+    const now = Date.now();
+    // Validate everything before writing anything: one bad item refuses the whole request.
+    const drafts = req.body.messages.map((m, i) => draftMessage(ctx, a, m, now, ['body', 'messages', i]));
+    const results = await Promise.all(ctx.messages.writeMany(drafts));
+    const withContent = req.query.with_content !== false;
+    const errors: { index: number; code: string; detail: string }[] = [];
+    const data = results.map((r, i) => {
+      if (r.ok) return messageOut(drafts[i].message, withContent);
+      const e = duplicateEventId(drafts[i].message.event_id, r.existingId);
+      errors.push({ index: i, code: e.code, detail: e.message });
+      return null;
+    });
+    return reply.code(202).send({ data, errors });
   });
 
   r.get(`${base}/:msg_id`, {

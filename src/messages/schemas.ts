@@ -28,3 +28,15 @@ export const messageOutFields = {
   timestamp: Type.String({ format: 'date-time' }),
 };
 export const MessageOut = Type.Object(messageOutFields, { $id: 'MessageOut' });
+
+export const BulkMessageIn = Type.Object(
+  { messages: Type.Array(MessageIn, { minItems: 1, maxItems: 1000, description: 'Up to 1,000 messages, written in one transaction.' }) },
+  { $id: 'BulkMessageIn', additionalProperties: false },
+);
+export const BulkMessageOut = Type.Object(
+  {
+    data: Type.Array(Nullable(MessageOut), { description: 'One entry per input message, in order; null where the message was refused (see errors).' }),
+    errors: Type.Array(Type.Object({ index: Type.Integer(), code: Type.String(), detail: Type.String() }), { description: 'Messages refused, e.g. a repeated eventId (code conflict).' }),
+  },
+  { $id: 'BulkMessageOut' },
+);
