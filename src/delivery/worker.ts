@@ -22,24 +22,6 @@ import { signatureHeader } from './signature.js';
 
 const SENSITIVE_HEADER = /(authorization|cookie|token|secret|key|password|credential)/i;
 
-/** Token bucket per endpoint for throttleRate (deliveries per second). */
-class RateLimiter {
-  private buckets = new Map<string, { tokens: number; at: number }>();
-  /** Takes a token; returns 0 when allowed, else ms until one is available. */
-  take(id: string, rate: number | null, now: number): number {
-    if (!rate) return 0;
-    const b = this.buckets.get(id) ?? { tokens: rate, at: now };
-    b.tokens = Math.min(rate, b.tokens + ((now - b.at) * rate) / 1000);
-    b.at = now;
-    this.buckets.set(id, b);
-    if (b.tokens >= 1) {
-      b.tokens -= 1;
-      return 0;
-    }
-    return Math.ceil(((1 - b.tokens) * 1000) / rate);
-  }
-}
-
 export interface WorkerDeps {
   config: Config;
   store: Store;
@@ -54,7 +36,6 @@ export interface WorkerDeps {
 export class DeliveryWorker {
   readonly owner = `${os.hostname()}:${process.pid}:${randomBytes(4).toString('hex')}`;
   private readonly sender: HttpSender;
-  private readonly limiter = new RateLimiter();
   private inFlight = 0;
   private readonly perEndpoint = new Map<string, number>();
   private readonly pausedUntil = new Map<string, number>();
@@ -185,12 +166,10 @@ export class DeliveryWorker {
     const { delivery: d, endpoint: ep, message: m } = c;
     if (this.held.get(d.id) === d.attempts) return;
     this.held.set(d.id, d.attempts);
-    const now = Date.now();
-    const base = { deliveryId: d.id, leaseOwner: this.owner, endpointId: d.endpoint_id, disableNow: false } as const;
     if (!ep || !m || m.payload === null || ep.disabled) {
       // Nothing to send: endpoint deleted or disabled, or payload expunged. Settle as failed
       // without an attempt; recover/resend can bring it back once the cause is fixed.
-      this.queueSettlement({ ...base, attempt: null, status: Status.fail, dueAt: null, attempts: d.attempts, health: 'none' });
+      void this.queueSettlement({ ...this.releaseOf(c, 0), status: Status.fail, dueAt: null });
       return;
     }
     if ((this.perEndpoint.get(ep.id) ?? 0) >= this.deps.config.endpointConcurrency) {
@@ -200,37 +179,55 @@ export class DeliveryWorker {
       this.waitingCount++;
       return;
     }
-    this.startAttempt(c, now);
+    this.startAttempt(c);
   }
 
-  /** Hands a claimed delivery back unsent, due at `dueAt`. */
-  private release(c: ClaimedDelivery, dueAt: number) {
+  /** The settlement that hands a claimed delivery back unsent, due at `dueAt`. */
+  private releaseOf(c: ClaimedDelivery, dueAt: number): Settlement {
     const d = c.delivery;
-    this.queueSettlement({ deliveryId: d.id, leaseOwner: this.owner, endpointId: d.endpoint_id, disableNow: false, attempt: null, status: Status.pending, dueAt, attempts: d.attempts, health: 'none' });
+    return { deliveryId: d.id, leaseOwner: this.owner, endpointId: d.endpoint_id, disableNow: false, attempt: null, status: Status.pending, dueAt, attempts: d.attempts, health: 'none' };
   }
 
-  /** Starts an attempt now, unless the endpoint's rate limit says later. */
-  private startAttempt(c: ClaimedDelivery, now: number) {
+  /** Starts an attempt now (holding an endpoint slot), unless the endpoint's rate limit says later. */
+  private startAttempt(c: ClaimedDelivery) {
     const ep = c.endpoint!;
-    const wait = this.limiter.take(ep.id, ep.throttle_rate, now);
-    if (wait > 0) {
-      // Over the endpoint's rate: hand the row back, due when a token is there, and leave the
-      // endpoint out of claims until then.
-      this.pausedUntil.set(ep.id, now + wait);
-      this.release(c, now + wait);
-      return;
-    }
     this.inFlight++;
     this.perEndpoint.set(ep.id, (this.perEndpoint.get(ep.id) ?? 0) + 1);
-    void this.attempt(c).finally(() => {
-      this.inFlight--;
-      const n = (this.perEndpoint.get(ep.id) ?? 1) - 1;
-      if (n <= 0) this.perEndpoint.delete(ep.id);
-      else this.perEndpoint.set(ep.id, n);
-      this.startNextWaiting(ep.id);
-      if (this.inFlight === 0) this.idleWaiters.splice(0).forEach((f) => f());
-      this.wake();
-    });
+    void this.rateLimited(c)
+      .then((limited) => (limited ? undefined : this.attempt(c)))
+      .catch((e) => this.deps.log.error({ err: e, endpointId: ep.id }, 'attempt failed unexpectedly; its lease will expire and it will be retried'))
+      .finally(() => {
+        this.inFlight--;
+        const n = (this.perEndpoint.get(ep.id) ?? 1) - 1;
+        if (n <= 0) this.perEndpoint.delete(ep.id);
+        else this.perEndpoint.set(ep.id, n);
+        this.startNextWaiting(ep.id);
+        if (this.inFlight === 0) this.idleWaiters.splice(0).forEach((f) => f());
+        this.wake();
+      });
+  }
+
+  /**
+   * Applies the endpoint's rateLimit (deliveries per second) from a token bucket in the database,
+   * shared by all worker processes. Over the rate, the row is handed back due when a token will be
+   * there, and the endpoint is left out of claims until then. Returns true when it was handed back.
+   */
+  private async rateLimited(c: ClaimedDelivery): Promise<boolean> {
+    const ep = c.endpoint!;
+    if (!ep.throttle_rate) return false;
+    let wait: number;
+    try {
+      wait = await this.deps.store.takeRateToken(ep.id, ep.throttle_rate, Date.now());
+    } catch (e) {
+      // Without the shared bucket we cannot know the rate is respected: try again shortly.
+      this.deps.log.warn({ err: e, endpointId: ep.id }, 'rate limit check failed');
+      wait = 1000;
+    }
+    if (wait === 0) return false;
+    const until = Date.now() + wait;
+    this.pausedUntil.set(ep.id, until);
+    await this.queueSettlement(this.releaseOf(c, until));
+    return true;
   }
 
   private startNextWaiting(endpointId: string) {
@@ -241,8 +238,8 @@ export class DeliveryWorker {
     if (q.length === 0) this.waiting.delete(endpointId);
     const now = Date.now();
     // Only start what can finish inside our lease; otherwise another worker may take it meanwhile.
-    if (now + this.deps.config.requestTimeoutMs + 1000 < (next.delivery.due_at ?? 0)) this.startAttempt(next, now);
-    else this.release(next, now);
+    if (now + this.deps.config.requestTimeoutMs + 1000 < (next.delivery.due_at ?? 0)) this.startAttempt(next);
+    else void this.queueSettlement(this.releaseOf(next, now));
   }
 
   private async attempt(c: ClaimedDelivery): Promise<void> {

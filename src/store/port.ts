@@ -206,6 +206,11 @@ export interface Store {
   /** Calls `fn` when another process signals due deliveries; returns an unsubscribe function. */
   onDue(fn: () => void): Promise<() => Promise<void>>;
   queueDepth(now: number): Promise<QueueDepth>;
+  /**
+   * Takes one token from an endpoint's bucket (capacity and refill: `ratePerSecond`), shared by
+   * every process. Returns 0 when a token was taken, else the milliseconds until one will be there.
+   */
+  takeRateToken(endpointId: string, ratePerSecond: number, now: number): Promise<number>;
 
   // retention
   /**

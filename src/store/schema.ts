@@ -141,6 +141,13 @@ export interface OperationalEventRow {
   created_at: number;
 }
 
+export interface EndpointRateRow {
+  endpoint_id: string;
+  /** Tokens left in the bucket at updated_at (refilled at the endpoint's rate per second). */
+  tokens: number;
+  updated_at: number;
+}
+
 export interface MigrationRow {
   name: string;
   applied_at: number;
@@ -157,5 +164,6 @@ export interface Database {
   attempts: AttemptRow;
   idempotency_keys: IdempotencyRow;
   operational_events: OperationalEventRow;
+  endpoint_rates: EndpointRateRow;
   koppel_migrations: MigrationRow;
 }

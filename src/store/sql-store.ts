@@ -252,6 +252,7 @@ export class SqlStore implements Store {
       await tx.deleteFrom('attempts').where('endpoint_id', '=', id).execute();
       await tx.deleteFrom('deliveries').where('endpoint_id', '=', id).execute();
       await tx.deleteFrom('endpoints').where('id', '=', id).where('app_id', '=', appId).execute();
+      await tx.deleteFrom('endpoint_rates').where('endpoint_id', '=', id).execute();
     });
   }
 
@@ -562,6 +563,24 @@ export class SqlStore implements Store {
     return { due: Number(r?.due ?? 0), scheduled: Number(r?.scheduled ?? 0), inFlight: Number(r?.inFlight ?? 0) };
   }
 
+  async takeRateToken(endpointId: string, rate: number, now: number) {
+    await this.db.insertInto('endpoint_rates').values({ endpoint_id: endpointId, tokens: rate, updated_at: now }).onConflict((oc) => oc.doNothing()).execute();
+    // Refill for the time elapsed (capped at the capacity), then take one if there is one; a
+    // single UPDATE, so concurrent takers in several processes serialise on the row.
+    const refilled = sql<number>`(case when tokens + (${now} - updated_at) * ${rate} / 1000.0 > ${rate} then ${rate} else tokens + (${now} - updated_at) * ${rate} / 1000.0 end)`;
+    const taken = await this.db
+      .updateTable('endpoint_rates')
+      .set({ tokens: sql<number>`${refilled} - 1`, updated_at: sql<number>`case when ${now} > updated_at then ${now} else updated_at end` })
+      .where('endpoint_id', '=', endpointId)
+      .where(refilled, '>=', 1)
+      .returning('tokens')
+      .executeTakeFirst();
+    if (taken) return 0;
+    const row = await this.db.selectFrom('endpoint_rates').select(['tokens', 'updated_at']).where('endpoint_id', '=', endpointId).executeTakeFirst();
+    const tokensNow = row ? Math.min(rate, Number(row.tokens) + ((now - Number(row.updated_at)) * rate) / 1000) : 0;
+    return Math.max(1, Math.ceil(((1 - tokensNow) * 1000) / rate));
+  }
+
   // ── retention ────────────────────────────────────────────────────────────────────────────
 
   async purgeExpired(now: number, olderThan: number, batch: number) {
@@ -596,6 +615,8 @@ export class SqlStore implements Store {
         (await this.db.deleteFrom('idempotency_keys').where((eb) => eb.or(part.map((k) => eb.and([eb('environment_id', '=', k.environment_id), eb('key', '=', k.key)])))).executeTakeFirst()).numDeletedRows,
       );
     }
+    // A bucket untouched for a minute is full again; dropping it changes nothing.
+    await this.db.deleteFrom('endpoint_rates').where('updated_at', '<', now - 60_000).execute();
     const oldEvents = await this.db.selectFrom('operational_events').select('id').where('created_at', '<', olderThan).limit(batch).execute();
     if (oldEvents.length) {
       counts.operationalEvents += Number((await this.db.deleteFrom('operational_events').where('id', 'in', oldEvents.map((r) => r.id)).executeTakeFirst()).numDeletedRows);

@@ -43,3 +43,31 @@ describe('endpoint concurrency cap', () => {
     expect([...new Set(received)].sort()).toEqual([...ids].sort());
   });
 });
+
+describe('endpoint rate limit', () => {
+  // The bucket lives in the database, so every worker process draws from the same one; the
+  // store contract checks that concurrent takers never get more than the bucket holds.
+  it('delivers a burst of the bucket size, then at most the rate per second', async () => {
+    const k = await startTestKoppel();
+    const rcv = await startReceiver();
+    try {
+      const app = (await k.api('POST', '/api/v1/app', { name: 'Throttled' })).body;
+      const ep = (await k.api('POST', `/api/v1/app/${app.id}/endpoint`, { url: `${rcv.url}/slow`, rateLimit: 10 })).body;
+      expect(ep.rateLimit).toBe(10);
+      const messages = Array.from({ length: 30 }, (_, i) => ({ eventType: 'tick', payload: { i } }));
+      expect((await k.api('POST', `/api/v1/app/${app.id}/msg/bulk`, { messages })).status).toBe(202);
+      await rcv.waitFor(30, 20_000);
+      // A full bucket (10) goes at once, then 10 per second: any one-second window after the
+      // first burst holds at most 10 + 10 receipts.
+      const times = rcv.requests.map((r) => r.at).sort((a, b) => a - b);
+      for (let i = 0; i < times.length; i++) {
+        const inWindow = times.filter((t) => t >= times[i] && t < times[i] + 1000).length;
+        expect(inWindow).toBeLessThanOrEqual(20);
+      }
+      expect(times[times.length - 1] - times[0]).toBeGreaterThanOrEqual(1500);
+    } finally {
+      await k.close();
+      await rcv.close();
+    }
+  });
+});

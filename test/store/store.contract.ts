@@ -1135,6 +1135,32 @@ export function storeContract(name: string, open: () => Promise<Store>, dispose:
       });
     });
 
+    describe('endpoint rate buckets', () => {
+      it('allows a full bucket at once, then refills at the rate, shared by every caller', async () => {
+        const { app } = await seedApp();
+        const ep = await seedEndpoint(app);
+        for (let i = 0; i < 5; i++) expect(await store.takeRateToken(ep.id, 5, T0)).toBe(0);
+        const wait = await store.takeRateToken(ep.id, 5, T0);
+        expect(wait).toBeGreaterThan(0);
+        expect(wait).toBeLessThanOrEqual(200);
+        expect(await store.takeRateToken(ep.id, 5, T0 + 100)).toBeGreaterThan(0);
+        expect(await store.takeRateToken(ep.id, 5, T0 + 200)).toBe(0);
+        // Refill is capped at the capacity: after a long pause only 5 go at once.
+        let granted = 0;
+        for (let i = 0; i < 8; i++) if ((await store.takeRateToken(ep.id, 5, T0 + 60_000)) === 0) granted++;
+        expect(granted).toBe(5);
+        const other = await seedEndpoint(app);
+        expect(await store.takeRateToken(other.id, 5, T0 + 60_000)).toBe(0);
+      });
+
+      it('hands out no more tokens than the bucket holds to concurrent takers', async () => {
+        const { app } = await seedApp();
+        const ep = await seedEndpoint(app);
+        const results = await Promise.all(Array.from({ length: 12 }, () => store.takeRateToken(ep.id, 4, T0)));
+        expect(results.filter((w) => w === 0)).toHaveLength(4);
+      });
+    });
+
     describe('retention', () => {
       it('removes rows of every payload-bearing table once past retention, keeping what is still pending', async () => {
         const { env, app } = await seedApp();

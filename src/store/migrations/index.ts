@@ -6,10 +6,14 @@
  */
 import type { Kysely } from 'kysely';
 import * as m001 from './001-initial.js';
+import * as m002 from './002-endpoint-rates.js';
 
 export interface Migration {
   name: string;
   up: (db: Kysely<any>) => Promise<void>;
 }
 
-export const MIGRATIONS: Migration[] = [{ name: '001-initial', up: m001.up }];
+export const MIGRATIONS: Migration[] = [
+  { name: '001-initial', up: m001.up },
+  { name: '002-endpoint-rates', up: m002.up },
+];
