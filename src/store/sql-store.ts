@@ -41,6 +41,15 @@ export interface DialectHooks {
    * never waits for a second pooled connection).
    */
   withMigrationLock<T>(db: Kysely<Database>, fn: (db: Kysely<Database>) => Promise<T>): Promise<T>;
+  /**
+   * Runs `fn` in a transaction whose commit need not survive a power failure (SQLite
+   * synchronous=NORMAL, PostgreSQL synchronous_commit=off). Used only for the worker's claims and
+   * outcome writes: losing the last of those to a power cut means a lease is taken again or an
+   * attempt is repeated (at-least-once holds), never a lost message, while skipping the fsync per
+   * commit is the difference between a few hundred and several thousand deliveries per second.
+   * Message ingest and every API write keep full durability.
+   */
+  relaxedTransaction<T>(db: Kysely<Database>, fn: (tx: Kysely<Database>) => Promise<T>): Promise<T>;
   /** Signals other processes that deliveries are due (NOTIFY); absent for a single process. */
   notify?(db: Kysely<Database>): Promise<void>;
   /** Subscribes to those signals (LISTEN); absent for a single process. */
@@ -322,7 +331,7 @@ export class SqlStore implements Store {
     const exclude = excludeEndpointIds.length
       ? sql`and endpoint_id not in (${sql.join(excludeEndpointIds.map((id) => sql`${id}`))})`
       : sql``;
-    const claimed = await sql<DeliveryRow>`
+    const claimQuery = sql<DeliveryRow>`
       update deliveries
          set status = ${Status.sending}, due_at = ${leaseUntil}, lease_owner = ${owner}, updated_at = ${now}
        where id in (
@@ -330,7 +339,8 @@ export class SqlStore implements Store {
           where due_at is not null and due_at <= ${now} ${exclude}
           order by due_at
           limit ${limit} ${sql.raw(this.hooks.claimLockClause)})
-      returning *`.execute(this.db);
+      returning *`;
+    const claimed = await this.hooks.relaxedTransaction(this.db, (tx) => claimQuery.execute(tx));
     const deliveries = claimed.rows.map(normalizeDelivery);
     if (deliveries.length === 0) return [];
     const [messages, endpoints] = await Promise.all([
@@ -345,32 +355,31 @@ export class SqlStore implements Store {
 
   async settle(batch: Settlement[], opts: SettleOptions): Promise<DisabledEndpoint[]> {
     if (batch.length === 0) return [];
-    return this.db.transaction().execute(async (tx) => {
+    return this.hooks.relaxedTransaction(this.db, async (tx) => {
       const attempts = batch.map((s) => s.attempt).filter((a): a is AttemptRow => a !== null);
       for (const part of chunks(attempts, 100)) await tx.insertInto('attempts').values(part).execute();
-      for (const s of batch) {
-        // Fenced by lease owner: if the lease expired and another worker took the row, its
-        // state is theirs to write; our attempt row above still records what we did.
-        await tx
-          .updateTable('deliveries')
-          .set({
-            status: s.status,
-            due_at: s.dueAt,
-            attempts: s.attempts,
-            lease_owner: null,
-            last_attempt_at: s.attempt ? s.attempt.created_at : undefined,
-            updated_at: opts.now,
-          })
-          .where('id', '=', s.deliveryId)
-          .where('lease_owner', '=', s.leaseOwner)
-          .execute();
+      // One UPDATE for the whole batch, fenced by lease owner: if a lease expired and another
+      // worker took the row, its state is theirs to write; our attempt row above still records
+      // what we did. (Per-row UPDATEs were a fifth of the worker's database time.)
+      for (const part of chunks(batch, 200)) {
+        const rows = part.map(
+          (s) =>
+            sql`(${s.deliveryId}, ${s.leaseOwner}, cast(${s.status} as integer), cast(${s.dueAt} as bigint), cast(${s.attempts} as integer), cast(${s.attempt ? s.attempt.created_at : null} as bigint))`,
+        );
+        await sql`
+          with v(id, owner, status, due_at, attempts, last_attempt_at) as (values ${sql.join(rows)})
+          update deliveries
+             set status = v.status, due_at = v.due_at, attempts = v.attempts, lease_owner = null,
+                 last_attempt_at = coalesce(v.last_attempt_at, deliveries.last_attempt_at), updated_at = ${opts.now}
+            from v
+           where deliveries.id = v.id and deliveries.lease_owner = v.owner`.execute(tx);
       }
       return this.applyHealth(tx, batch, opts);
     });
   }
 
   /** Endpoint failure streaks: one update per endpoint in the batch, disabling where due. */
-  private async applyHealth(tx: Transaction<Database>, batch: Settlement[], opts: SettleOptions): Promise<DisabledEndpoint[]> {
+  private async applyHealth(tx: Kysely<Database>, batch: Settlement[], opts: SettleOptions): Promise<DisabledEndpoint[]> {
     const perEndpoint = new Map<string, { success: boolean; failure: boolean; gone: boolean }>();
     for (const s of batch) {
       if (s.health === 'none' && !s.disableNow) continue;
