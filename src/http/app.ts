@@ -52,6 +52,26 @@ function toValidationItems(errors: any[], context: string): ValidationItem[] {
   });
 }
 
+const MAX_JSON_DEPTH = 512;
+
+/** Deepest nesting of objects and arrays in a JSON text, ignoring brackets inside strings. */
+export function nestingDepth(text: string): number {
+  let depth = 0;
+  let max = 0;
+  let inString = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (inString) {
+      if (c === 92 /* \\ */) i++;
+      else if (c === 34 /* " */) inString = false;
+    } else if (c === 34) inString = true;
+    else if (c === 123 || c === 91) {
+      if (++depth > max) max = depth;
+    } else if (c === 125 || c === 93) depth--;
+  }
+  return max;
+}
+
 export async function buildApp(ctx: Context): Promise<FastifyInstance> {
   const app = Fastify({
     logger: false,
@@ -72,6 +92,25 @@ export async function buildApp(ctx: Context): Promise<FastifyInstance> {
   // The API takes JSON only; without this Fastify's built-in text/plain parser hands the body to
   // validation as a string (422) instead of refusing the media type (415).
   app.removeContentTypeParser('text/plain');
+  // JSON bodies: refuse absurd nesting before parsing (a payload thousands of levels deep would
+  // exhaust the stack in validation or serialisation), then parse with prototype-poisoning keys
+  // refused, as Fastify's own parser does.
+  const parseJson = app.getDefaultJsonParser('error', 'error');
+  app.removeContentTypeParser('application/json');
+  app.addContentTypeParser('application/json', { parseAs: 'string' }, (req, body, done) => {
+    const text = body as string;
+    if (nestingDepth(text) > MAX_JSON_DEPTH) {
+      done(new ApiError('bad_request', `The JSON body is nested more than ${MAX_JSON_DEPTH} levels deep; flatten the payload.`), undefined);
+      return;
+    }
+    parseJson(req, text, (err, value) => {
+      if (err && /"(__proto__|constructor)"\s*:/.test(text)) {
+        done(new ApiError('invalid_json', 'The JSON body contains a "__proto__" or "constructor.prototype" key, which Koppel refuses; rename that field.'), undefined);
+        return;
+      }
+      done(err, value);
+    });
+  });
 
   const strictAjv = makeAjv(false);
   const coercingAjv = makeAjv(true);

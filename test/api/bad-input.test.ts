@@ -98,6 +98,27 @@ describe('bad input', () => {
     expect(empty.body.code).toBe('invalid_json');
   });
 
+  it('JSON nested absurdly deep → 400 naming the limit, not a crash', async () => {
+    // Its own server: this file's body limit is too small for these bodies.
+    const big = await startTestKoppel({ KOPPEL_BODY_LIMIT: '1048576' });
+    const bigApp = await createApp(big);
+    const deep = '{"eventType":"a.b","payload":{"x":' + '['.repeat(100_000) + ']'.repeat(100_000) + '}}';
+    const r = await big.api('POST', `/api/v1/app/${bigApp.id}/msg`, deep);
+    seen.push({ what: 'deep nesting', status: r.status });
+    expect(r.status).toBe(400);
+    expect(r.body.detail).toMatch(/nested more than 512 levels/);
+    const fine = '{"eventType":"a.b","payload":{"x":' + '['.repeat(500) + ']'.repeat(500) + ',"s":"' + '['.repeat(600) + '"}}';
+    expect((await big.api('POST', `/api/v1/app/${bigApp.id}/msg`, fine)).status).toBe(202);
+    await big.close();
+  });
+
+  it('a __proto__ key → 400 saying which key to rename', async () => {
+    const r = await json('__proto__ key', 'POST', `/api/v1/app/${app.id}/msg`, '{"eventType":"a.b","payload":{"__proto__":{"admin":true}}}');
+    expect(r.status).toBe(400);
+    expect(r.body.code).toBe('invalid_json');
+    expect(r.body.detail).toMatch(/__proto__/);
+  });
+
   it('wrong types → 422 with loc naming the field', async () => {
     const name = await json('name number', 'POST', '/api/v1/app', JSON.stringify({ name: 123 }));
     expect(name.status).toBe(422);
