@@ -22,10 +22,19 @@ export function currentSecret(box: SecretBox, secrets: string): string {
   return box.decrypt(list[0].sealed);
 }
 
+/** All secrets of an endpoint in clear text with their expiry (null for the current one). */
+export function openSecrets(box: SecretBox, secrets: string): { secret: string; expiresAt: number | null }[] {
+  return (JSON.parse(secrets) as StoredSecret[]).map((s) => ({ secret: box.decrypt(s.sealed), expiresAt: s.expiresAt }));
+}
+
+/** Of opened secrets, those that sign at `now`: the current one and those in their grace period. */
+export function activeSecrets(opened: { secret: string; expiresAt: number | null }[], now: number): string[] {
+  return opened.filter((s, i) => i === 0 || (s.expiresAt !== null && s.expiresAt > now)).map((s) => s.secret);
+}
+
 /** Every secret that signs at `now`: the current one and those still in their grace period. */
 export function signingSecrets(box: SecretBox, secrets: string, now: number): string[] {
-  const list = JSON.parse(secrets) as StoredSecret[];
-  return list.filter((s, i) => i === 0 || (s.expiresAt !== null && s.expiresAt > now)).map((s) => box.decrypt(s.sealed));
+  return activeSecrets(openSecrets(box, secrets), now);
 }
 
 /** Rotates: the new secret becomes current, the old current expires after the grace period. */
