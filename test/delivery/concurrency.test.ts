@@ -57,12 +57,13 @@ describe('endpoint rate limit', () => {
       const messages = Array.from({ length: 30 }, (_, i) => ({ eventType: 'tick', payload: { i } }));
       expect((await k.api('POST', `/api/v1/app/${app.id}/msg/bulk`, { messages })).status).toBe(202);
       await rcv.waitFor(30, 20_000);
-      // A full bucket (10) goes at once, then 10 per second: any one-second window after the
-      // first burst holds at most 10 + 10 receipts.
+      // A full bucket (10) goes at once, then 10 per second: any one-second window holds at most
+      // 10 + 10 tokens. Receipts are timed at the receiver, a few ms after the token was taken,
+      // and event-loop jitter can pull one more into a window: allow 2 for that.
       const times = rcv.requests.map((r) => r.at).sort((a, b) => a - b);
       for (let i = 0; i < times.length; i++) {
         const inWindow = times.filter((t) => t >= times[i] && t < times[i] + 1000).length;
-        expect(inWindow).toBeLessThanOrEqual(20);
+        expect(inWindow).toBeLessThanOrEqual(22);
       }
       expect(times[times.length - 1] - times[0]).toBeGreaterThanOrEqual(1500);
     } finally {
