@@ -269,31 +269,34 @@ export class SqlStore implements Store {
 
   async insertMessages(batch: NewMessage[]): Promise<InsertMessageResult[]> {
     return this.db.transaction().execute(async (tx) => {
-      const results: InsertMessageResult[] = [];
-      const accepted: NewMessage[] = [];
-      for (const item of batch) {
-        // ON CONFLICT DO NOTHING keeps the transaction usable on PostgreSQL when an eventId
-        // repeats; an empty RETURNING tells us which item lost.
-        const inserted = await tx
+      // Multi-row inserts; ON CONFLICT DO NOTHING skips a repeated eventId without aborting the
+      // transaction (PostgreSQL would otherwise), and RETURNING tells which rows went in.
+      const inserted = new Set<string>();
+      for (const part of chunks(batch, 300)) {
+        const rows = await tx
           .insertInto('messages')
-          .values(item.message)
+          .values(part.map((b) => b.message))
           .onConflict((oc) => oc.doNothing())
           .returning('id')
-          .executeTakeFirst();
-        if (inserted) {
-          results.push({ ok: true });
-          accepted.push(item);
-        } else {
-          const existing = await tx
-            .selectFrom('messages')
-            .select('id')
-            .where('app_id', '=', item.message.app_id)
-            .where('event_id', '=', item.message.event_id)
-            .executeTakeFirst();
-          results.push({ ok: false, reason: 'duplicate_event_id', existingId: existing?.id ?? '' });
-        }
+          .execute();
+        for (const r of rows) inserted.add(r.id);
       }
-      const deliveries = accepted.flatMap((a) => a.deliveries);
+      const results: InsertMessageResult[] = [];
+      const deliveries: DeliveryRow[] = [];
+      for (const item of batch) {
+        if (inserted.has(item.message.id)) {
+          results.push({ ok: true });
+          deliveries.push(...item.deliveries);
+          continue;
+        }
+        const existing = await tx
+          .selectFrom('messages')
+          .select('id')
+          .where('app_id', '=', item.message.app_id)
+          .where('event_id', '=', item.message.event_id)
+          .executeTakeFirst();
+        results.push({ ok: false, reason: 'duplicate_event_id', existingId: existing?.id ?? '' });
+      }
       for (const part of chunks(deliveries, 200)) {
         await tx.insertInto('deliveries').values(part).execute();
       }
