@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Webhook } from 'standardwebhooks';
 import { startReceiver, startTestKoppel, type ReceivedRequest, type Receiver, type TestKoppel } from '../helpers.js';
-import { createApp, createEndpoint, onPath, pollApi, sendMessage, waitForPath } from './support.js';
+import { createApp, createEndpoint, onPath, pollApi, sendMessage, waitForPath, failOnPaths } from './support.js';
 
 const hmacSecret = (bytes = 24) => 'whsec_' + randomBytes(bytes).toString('base64');
 
@@ -27,10 +27,7 @@ describe('/api/v1/app/{app_id}/endpoint', () => {
     // One attempt per delivery, so a 500 fails a message at once.
     k = await startTestKoppel({ KOPPEL_RETRY_SCHEDULE: '0' });
     rcv = await startReceiver();
-    rcv.respond((req, res) => {
-      res.statusCode = failing.has(req.url) ? 500 : 200;
-      res.end(failing.has(req.url) ? 'broken' : 'ok');
-    });
+    failOnPaths(rcv, failing);
     app = await createApp(k, { name: 'Endpoints', uid: 'endpoints-app' });
   });
   afterAll(async () => {

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { eventually, startReceiver, startTestKoppel, type Receiver, type TestKoppel } from '../helpers.js';
-import { createApp, createEndpoint, onPath, pollApi, sendMessage, sleep, waitForPath } from './support.js';
+import { createApp, createEndpoint, onPath, pollApi, sendMessage, sleep, waitForPath, failOnPaths } from './support.js';
 
 describe('messages and attempts', () => {
   let k: TestKoppel;
@@ -11,10 +11,7 @@ describe('messages and attempts', () => {
     // One attempt per delivery: a 500 fails the message at once.
     k = await startTestKoppel({ KOPPEL_RETRY_SCHEDULE: '0' });
     rcv = await startReceiver();
-    rcv.respond((req, res) => {
-      res.statusCode = failing.has(req.url) ? 500 : 200;
-      res.end(failing.has(req.url) ? 'broken' : 'ok');
-    });
+    failOnPaths(rcv, failing);
   });
   afterAll(async () => {
     await k.close();

@@ -44,3 +44,11 @@ export function pollApi<T>(k: TestKoppel, path: string, pick: (body: any) => T |
 }
 
 export const sleep = (ms: number) => new Promise<void>((res) => setTimeout(res, ms));
+
+/** Makes the receiver answer 500 "broken" on the paths in `failing` and 200 "ok" elsewhere. */
+export function failOnPaths(rcv: Receiver, failing: Set<string>) {
+  rcv.respond((req, res) => {
+    res.statusCode = failing.has(req.url) ? 500 : 200;
+    res.end(failing.has(req.url) ? 'broken' : 'ok');
+  });
+}

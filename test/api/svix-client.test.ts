@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ApiException, BackgroundTaskStatus, MessageStatus, StatusCodeClass, Svix } from 'svix';
 import { Webhook } from 'standardwebhooks';
 import { ADMIN_KEY, eventually, startReceiver, startTestKoppel, type Receiver, type TestKoppel } from '../helpers.js';
-import { onPath, waitForPath } from './support.js';
+import { onPath, waitForPath, failOnPaths } from './support.js';
 
 interface SeenRequest {
   method: string;
@@ -32,10 +32,7 @@ describe('the svix npm client against Koppel', () => {
   beforeAll(async () => {
     k = await startTestKoppel({ KOPPEL_RETRY_SCHEDULE: '0' });
     rcv = await startReceiver();
-    rcv.respond((req, res) => {
-      res.statusCode = failing.has(req.url) ? 500 : 200;
-      res.end(failing.has(req.url) ? 'broken' : 'ok');
-    });
+    failOnPaths(rcv, failing);
     svix = new Svix(ADMIN_KEY, { serverUrl: k.url, fetch: recordingFetch(seen) });
   });
   afterAll(async () => {
