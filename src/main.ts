@@ -32,13 +32,14 @@ async function main() {
   const log = koppel.ctx.log;
   const store = config.databaseUrl ? 'PostgreSQL' : `SQLite in ${config.dataDir}`;
   if (koppel.url) {
+    const api = config.role !== 'worker';
     const lines = [
       '',
       `  Koppel is running (${config.role}) on ${store}`,
-      `  API:       ${config.publicUrl}/api/v1`,
-      `  API docs:  ${config.publicUrl}/docs`,
-      config.adminApiKey ? '  Admin key: the value of KOPPEL_ADMIN_API_KEY' : '',
-      koppel.generatedAdminKey ? `  Admin key: ${koppel.generatedAdminKey}  (kept in ${config.dataDir}/admin.key)` : '',
+      api ? `  API:       ${config.publicUrl}/api/v1` : `  Metrics:   ${koppel.url}/metrics (this process delivers; it serves no API)`,
+      api ? `  API docs:  ${config.publicUrl}/docs` : '',
+      api && config.adminApiKey ? '  Admin key: the value of KOPPEL_ADMIN_API_KEY' : '',
+      api && koppel.generatedAdminKey ? `  Admin key: ${koppel.generatedAdminKey}  (kept in ${config.dataDir}/admin.key)` : '',
       '',
     ].filter((l, i, a) => l !== '' || i === 0 || i === a.length - 1);
     process.stderr.write(lines.join('\n') + '\n');
