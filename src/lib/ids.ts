@@ -73,3 +73,8 @@ export function idTime(id: string): number {
 }
 
 export const ID_PATTERN = /^[a-z]+_[0-9A-HJKMNP-TV-Z]{26}$/;
+
+/** An id for exactly time `ms` (random tail, not monotonic): for rows made with a given past time. */
+export function idForTime(prefix: string, ms: number): string {
+  return `${prefix}_${encodeTime(Math.max(0, Math.floor(ms)))}${encodeRandom(randomBytes(10))}`;
+}

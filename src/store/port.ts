@@ -34,7 +34,10 @@ export interface Page<T> {
 export interface MessageFilter {
   eventTypes?: string[];
   channel?: string;
-  /** Only messages created strictly before / after these times (ms). */
+  /**
+   * Only messages created strictly before / after these times (ms). Message ids encode their
+   * creation time (newId('msg', created_at)), and implementations may filter on the id.
+   */
   before?: number;
   after?: number;
 }

