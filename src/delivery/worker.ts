@@ -148,11 +148,10 @@ export class DeliveryWorker {
           if (free <= 0) break;
           const now = Date.now();
           const exclude: string[] = [];
-          // Leave out only endpoints whose waiting line is full (one more round of its slots), not
-          // every endpoint at its concurrency cap: a busy endpoint's rows then keep flowing through
-          // its line, and the claim need not walk past its whole backlog in the due index to find
-          // nothing (measured: 6.6 ms per claim with 50,000 due for one busy endpoint, 1.1 ms without).
-          for (const [id, q] of this.waiting) if (q.length >= config.endpointConcurrency) exclude.push(id);
+          // Endpoints at their concurrency cap are left out. (Claiming for them into the waiting
+          // line instead made claims cheaper with a large backlog, but under load rows waited
+          // past their lease margin and were handed back over and over; see docs/benchmarks.md.)
+          for (const [id, n] of this.perEndpoint) if (n >= config.endpointConcurrency) exclude.push(id);
           for (const [id, until] of this.pausedUntil) {
             if (until > now) exclude.push(id);
             else this.pausedUntil.delete(id);
