@@ -5,7 +5,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { pino, type Logger } from 'pino';
-import type { FastifyInstance } from 'fastify';
+import Fastify, { type FastifyInstance } from 'fastify';
 import type { Config } from './config.js';
 import type { Context } from './context.js';
 import { SecretBox, loadOrCreateMasterKey } from './crypto/secret-box.js';
@@ -102,7 +102,6 @@ export async function startKoppel(config: Config, opts: { logger?: Logger; liste
     app = await buildApp(ctx);
   } else {
     // A worker process serves only its health and metrics.
-    const Fastify = (await import('fastify')).default;
     app = Fastify({ logger: false });
     metricsRoutes(app, metrics);
     healthRoutes(app, ctx);

@@ -70,4 +70,3 @@ export function notFoundError(what: string, id: string) {
   return new ApiError('not_found', `${what} "${id}" not found.`);
 }
 
-export const EmptyBody = Type.Union([Type.Object({}, { additionalProperties: false }), Type.Null()]);

@@ -34,7 +34,6 @@ export class ApiError extends Error {
   }
 }
 
-export const notFound = (what: string) => new ApiError('not_found', `${what} not found.`);
 
 /** One item of a 422 response, in the shape Svix and FastAPI use. */
 export interface ValidationItem {

@@ -54,7 +54,8 @@ export class Metrics {
     });
     this.messagesCreated = new client.Counter({ name: 'koppel_messages_created_total', help: 'Messages accepted (202).', registers: [this.registry] });
     if (store) {
-      const depth = new client.Gauge({
+      // Registered on construction; read at scrape time through collect().
+      new client.Gauge({
         name: 'koppel_queue_deliveries',
         help: 'Deliveries in the queue by state: due (waiting for a worker), scheduled (retry later) and in_flight (leased to a worker).',
         labelNames: ['state'],
@@ -70,7 +71,6 @@ export class Metrics {
           }
         },
       });
-      void depth;
     }
   }
 

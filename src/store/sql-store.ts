@@ -2,7 +2,7 @@
  * The storage port over Kysely: one query code base for SQLite and PostgreSQL. Only the claim
  * query and the dialect's transaction behaviour differ; those are the `Dialect` hooks below.
  */
-import { Kysely, sql, type SelectQueryBuilder, type Transaction } from 'kysely';
+import { Kysely, sql, type SelectQueryBuilder } from 'kysely';
 import { idAtTime } from '../lib/ids.js';
 import { MIGRATIONS } from './migrations/index.js';
 import type {
@@ -61,8 +61,6 @@ export interface DialectHooks {
   claimLockClause: string;
   close(): Promise<void>;
 }
-
-type Db = Kysely<Database> | Transaction<Database>;
 
 /** Splits arrays for IN lists; SQLite allows at most 32,766 bound parameters per statement. */
 function chunks<T>(items: T[], size = 500): T[][] {
