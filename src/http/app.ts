@@ -151,6 +151,10 @@ export async function buildApp(ctx: Context): Promise<FastifyInstance> {
     if (fe.statusCode && fe.statusCode >= 400 && fe.statusCode < 500) {
       return reply.code(fe.statusCode).send({ code: 'bad_request', detail: fe.message });
     }
+    if (ctx.store.isUnavailable(error)) {
+      ctx.log.warn({ err: error, url: req.url, method: req.method }, 'database unavailable');
+      return reply.code(503).header('retry-after', '1').send({ code: 'unavailable', detail: ERRORS.unavailable.detail });
+    }
     ctx.log.error({ err: error, url: req.url, method: req.method }, 'request failed');
     return reply.code(500).send({ code: 'internal', detail: ERRORS.internal.detail });
   });

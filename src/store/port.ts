@@ -126,6 +126,8 @@ export interface PurgeCounts {
 
 export interface Store {
   readonly dialect: 'sqlite' | 'postgres';
+  /** Whether an error from this store means "unavailable right now, retry" (answered with 503). */
+  isUnavailable(err: unknown): boolean;
   migrate(): Promise<void>;
   ping(): Promise<void>;
   close(): Promise<void>;

@@ -12,6 +12,22 @@ import { SqlStore } from './sql-store.js';
 // int8 (bigint) columns hold millisecond timestamps, far inside Number's safe range.
 pg.types.setTypeParser(20, (v) => Number(v));
 
+/** Socket errors that mean the server could not be reached or dropped the connection. */
+const SOCKET_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH']);
+
+/**
+ * Class 08 (connection exception), 53300 (too many connections), 57P01-57P03 (shutdown, cannot
+ * connect now), socket errors, and the pool's own connect timeout / lost-connection errors.
+ */
+export function isPostgresUnavailable(e: unknown): boolean {
+  const err = e as { code?: unknown; message?: unknown } | null;
+  const code = typeof err?.code === 'string' ? err.code : '';
+  if (code.startsWith('08') || code === '53300' || code === '57P01' || code === '57P02' || code === '57P03') return true;
+  if (SOCKET_CODES.has(code)) return true;
+  const message = typeof err?.message === 'string' ? err.message : '';
+  return /Connection terminated|timeout exceeded when trying to connect|Client has encountered a connection error/i.test(message);
+}
+
 const MIGRATION_LOCK = 7_462_021;
 const CHANNEL = 'koppel_due';
 
@@ -40,6 +56,7 @@ export function openPostgresStore(url: string, opts: PostgresOptions = {}): SqlS
           await sql`select pg_advisory_unlock(${MIGRATION_LOCK})`.execute(conn);
         }
       }),
+    isUnavailable: isPostgresUnavailable,
     isUniqueViolation: (e) => (e as { code?: string })?.code === '23505',
     claimLockClause: 'for update skip locked',
     relaxedTransaction: (database, fn) =>

@@ -57,6 +57,12 @@ export interface DialectHooks {
   listen?(fn: () => void): Promise<() => Promise<void>>;
   /** Whether a unique-constraint violation error came from the driver. */
   isUniqueViolation(err: unknown): boolean;
+  /**
+   * Whether an error means the database cannot serve right now (connection refused or lost, too
+   * many connections, server shutting down, SQLite busy past its timeout): the request may be
+   * retried as it is, so the API answers 503 instead of 500.
+   */
+  isUnavailable(err: unknown): boolean;
   /** SQL fragment appended to the claim sub-select (FOR UPDATE SKIP LOCKED on PostgreSQL). */
   claimLockClause: string;
   close(): Promise<void>;
@@ -92,6 +98,10 @@ export class SqlStore implements Store {
     private readonly hooks: DialectHooks,
   ) {
     this.dialect = hooks.name;
+  }
+
+  isUnavailable(err: unknown): boolean {
+    return this.hooks.isUnavailable(err);
   }
 
   async migrate(): Promise<void> {

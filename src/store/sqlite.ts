@@ -53,6 +53,8 @@ export function openSqliteStore(file: string): SqlStore {
     name: 'sqlite',
     // One process owns an SQLite file; the file lock is the migration lock.
     withMigrationLock: (database, fn) => fn(database),
+    // SQLITE_BUSY/LOCKED outlast busy_timeout only when another process holds the write lock.
+    isUnavailable: (e) => /^SQLITE_(BUSY|LOCKED)/.test(String((e as { code?: string })?.code ?? '')),
     isUniqueViolation: (e) => (e as { code?: string })?.code === 'SQLITE_CONSTRAINT_UNIQUE' || (e as { code?: string })?.code === 'SQLITE_CONSTRAINT_PRIMARYKEY',
     claimLockClause: '',
     relaxedTransaction: (database, fn) =>

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startReceiver, startTestKoppel, type Receiver, type TestKoppel } from '../helpers.js';
+import { ADMIN_KEY, startReceiver, startTestKoppel, type Receiver, type TestKoppel } from '../helpers.js';
 import { createApp, createEndpoint, sendMessage } from './support.js';
 
 describe('GET /metrics and health', () => {
@@ -55,6 +55,30 @@ describe('GET /metrics and health', () => {
     expect(down.status).toBe(503);
     expect(await down.json()).toEqual({ code: 'unavailable', detail: 'The database is unreachable.' });
     store.ping = ping;
+    await h.close();
+  });
+
+  it('answers 503 with Retry-After, not 500, when the database is unavailable for a request', async () => {
+    const h = await startTestKoppel();
+    const store = h.koppel.ctx.store;
+    const listApplications = store.listApplications.bind(store);
+    const busy = Object.assign(new Error('database is locked'), { code: 'SQLITE_BUSY' });
+    const refused = Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:5432'), { code: 'ECONNREFUSED' });
+    // Whichever store this run uses, its own kind of "unavailable" error.
+    const err = store.dialect === 'sqlite' ? busy : refused;
+    store.listApplications = async () => {
+      throw err;
+    };
+    const res = await fetch(`${h.url}/api/v1/app`, { headers: { authorization: `Bearer ${ADMIN_KEY}` } });
+    expect(res.status).toBe(503);
+    expect(res.headers.get('retry-after')).toBe('1');
+    expect(await res.json()).toMatchObject({ code: 'unavailable' });
+    store.listApplications = async () => {
+      throw new Error('a bug');
+    };
+    const bug = await fetch(`${h.url}/api/v1/app`, { headers: { authorization: `Bearer ${ADMIN_KEY}` } });
+    expect(bug.status).toBe(500);
+    store.listApplications = listApplications;
     await h.close();
   });
 });

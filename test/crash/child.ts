@@ -35,7 +35,7 @@ export interface KoppelChild {
   hasExited: () => boolean;
   /** Everything the process wrote to stdout and stderr so far (for failure messages). */
   output: () => string;
-  api: (method: string, p: string, body?: unknown) => Promise<ApiResult>;
+  api: (method: string, p: string, body?: unknown, extraHeaders?: Record<string, string>) => Promise<ApiResult>;
   /** Sends SIGKILL if still running and waits (bounded) for the exit. */
   kill: () => Promise<void>;
 }
@@ -81,8 +81,8 @@ export async function startKoppelChild(opts: ChildOptions): Promise<KoppelChild>
     });
   });
   const url = `http://127.0.0.1:${opts.port}`;
-  const api: KoppelChild['api'] = async (method, p, body) => {
-    const headers: Record<string, string> = { authorization: `Bearer ${ADMIN_KEY}` };
+  const api: KoppelChild['api'] = async (method, p, body, extraHeaders) => {
+    const headers: Record<string, string> = { authorization: `Bearer ${ADMIN_KEY}`, ...extraHeaders };
     if (body !== undefined) headers['content-type'] = 'application/json';
     const res = await fetch(url + p, { method, headers, body: body === undefined ? undefined : JSON.stringify(body), signal: AbortSignal.timeout(10_000) });
     const text = await res.text();

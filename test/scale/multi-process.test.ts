@@ -88,6 +88,8 @@ if (!DB) {
       for (const r of receivers) expect((await api1.api('POST', `/api/v1/app/${app.body.id}/endpoint`, { url: r.url })).status).toBe(201);
 
       const acked = new Set<string>();
+      const refused = new Map<string, number>();
+      let retried = 0;
       let next = 0;
       let killedPid: number | null = null;
       let leasedAtKill = new Set<string>();
@@ -107,15 +109,25 @@ if (!DB) {
           const i = next++;
           if (i >= MESSAGES) return;
           if (i === Math.floor(MESSAGES / 2) && killedPid === null) await killWorker();
-          const r = await apiChild.api('POST', `/api/v1/app/${app.body.id}/msg`, { eventType: 'order.created', payload: { i } });
+          // As any well-behaved client (the svix library does the same): a 503 or 429 is retried
+          // after a pause with the same idempotency key, so a retry can never create a second message.
+          let r = await apiChild.api('POST', `/api/v1/app/${app.body.id}/msg`, { eventType: 'order.created', payload: { i } }, { 'idempotency-key': `msg-${i}` });
+          for (let attempt = 1; (r.status === 503 || r.status === 429) && attempt < 20; attempt++) {
+            retried++;
+            await new Promise((res) => setTimeout(res, 100 * attempt));
+            r = await apiChild.api('POST', `/api/v1/app/${app.body.id}/msg`, { eventType: 'order.created', payload: { i } }, { 'idempotency-key': `msg-${i}` });
+          }
           if (r.status === 202) acked.add(r.body.id);
+          else refused.set(`${r.status} ${JSON.stringify(r.body).slice(0, 200)}`, (refused.get(`${r.status} ${JSON.stringify(r.body).slice(0, 200)}`) ?? 0) + 1);
         }
       };
       const t0 = Date.now();
       await Promise.all([...Array(8)].map((_, i) => sender(i % 2 ? api1 : api2)));
-      console.log('ingest ms', Date.now() - t0, 'received so far', receivers.map((r) => r.counts.size));
+      console.log('ingest ms', Date.now() - t0, 'retried after 503/429', retried, 'received so far', receivers.map((r) => r.counts.size));
       expect(killedPid).not.toBeNull();
       children.push(await restarted!);
+      if (refused.size) console.log('api output:\n', api1.output().slice(-4000), api2.output().slice(-4000));
+      expect(Object.fromEntries(refused), 'every create is acknowledged').toEqual({});
       expect(acked.size).toBe(MESSAGES);
 
       // Every acknowledged message reaches every endpoint (bounded wait).

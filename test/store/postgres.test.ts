@@ -9,7 +9,7 @@
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
 import { afterAll, expect, it } from 'vitest';
-import { openPostgresStore } from '../../src/store/postgres.js';
+import { isPostgresUnavailable, openPostgresStore } from '../../src/store/postgres.js';
 import type { Store } from '../../src/store/port.js';
 import { storeContract } from './store.contract.js';
 
@@ -21,6 +21,33 @@ if (url) {
 
   afterAll(async () => {
     await admin.end();
+  });
+
+  it('classifies a refused connection and "too many connections" as unavailable, a bad query as not', async () => {
+    // Nothing listens on port 1 of loopback: the driver reports ECONNREFUSED.
+    const closed = openPostgresStore('postgres://postgres@127.0.0.1:1/none', { max: 1 });
+    const refused = await closed.ping().then(() => null, (e: unknown) => e);
+    expect(refused).not.toBeNull();
+    expect(closed.isUnavailable(refused)).toBe(true);
+    await closed.close();
+
+    // A role allowed no connections gets the server's own 53300.
+    const role = `r_${randomBytes(6).toString('hex')}`;
+    await admin.query(`create role ${role} login connection limit 0`);
+    try {
+      const u = new URL(url);
+      u.username = role;
+      const limited = new pg.Client({ connectionString: u.toString() });
+      const tooMany = await limited.connect().then(() => null, (e: unknown) => e);
+      await limited.end().catch(() => {});
+      expect((tooMany as { code?: string })?.code).toBe('53300');
+      expect(isPostgresUnavailable(tooMany)).toBe(true);
+    } finally {
+      await admin.query(`drop role ${role}`);
+    }
+
+    const syntax = await admin.query('selec 1').then(() => null, (e: unknown) => e);
+    expect(isPostgresUnavailable(syntax)).toBe(false);
   });
 
   storeContract(
