@@ -25,7 +25,9 @@ export type ErrorClass =
   | 'blocked'
   | 'invalid_url'
   | 'http_status'
-  | 'network';
+  | 'network'
+  /** The endpoint's transformation failed, so nothing was sent (set by the worker). */
+  | 'transformation';
 
 export interface SendRequest {
   url: string;

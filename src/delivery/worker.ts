@@ -19,14 +19,23 @@ import { Status, type AttemptRow, type EndpointRow } from '../store/schema.js';
 import { HttpSender, type SendResult } from './http-sender.js';
 import { nextRetry } from './retry-policy.js';
 import { signatureHeader } from './signature.js';
+import { authHeaders, openAuth } from '../endpoints/auth.js';
+import { limitsOf, sharedSandbox, type SandboxLimits } from '../transformations/sandbox.js';
+import { applyTransformation, parseTransformation, runnableOf, type Runnable } from '../transformations/transformation.js';
 
 const SENSITIVE_HEADER = /(authorization|cookie|token|secret|key|password|credential)/i;
 
 interface PreparedEndpoint {
   secrets_source: string;
   headers_source: string;
+  auth_source: string | null;
+  transformation_source: string | null;
   secrets: { secret: string; expiresAt: number | null }[];
   headers: Record<string, string>;
+  /** Credentials for the target API (src/endpoints/auth.ts), opened once per endpoint version. */
+  authHeaders: Record<string, string>;
+  /** The enabled transformation, or null (the common case: no extra work per delivery). */
+  transform: Runnable | null;
 }
 
 /** How long freed slots are collected before one claim refills them (measured: a claim per
@@ -76,7 +85,15 @@ export class DeliveryWorker {
   private soonTimer: NodeJS.Timeout | null = null;
   private idleWaiters: (() => void)[] = [];
 
+  /**
+   * Transformation limits, with a bound on waiting for a sandbox thread: waiting, running and
+   * sending must all fit inside the lease, or another worker could take the delivery meanwhile.
+   */
+  private readonly transformLimits: SandboxLimits;
+
   constructor(private readonly deps: WorkerDeps) {
+    const c = deps.config;
+    this.transformLimits = { ...limitsOf(c), maxWaitMs: Math.max(100, Math.min(c.requestTimeoutMs, c.leaseMs - c.requestTimeoutMs - c.transformTimeoutMs - 1000)) };
     this.sender = new HttpSender({
       allowedNetworks: deps.config.allowedNetworks,
       deadlineMs: deps.config.requestTimeoutMs,
@@ -281,8 +298,13 @@ export class DeliveryWorker {
   private prepared(ep: EndpointRow): PreparedEndpoint {
     const key = `${ep.id}:${ep.updated_at}:${ep.secrets.length}`;
     let p = this.endpointCache.get(key);
-    if (!p || p.secrets_source !== ep.secrets || p.headers_source !== ep.headers) {
-      p = { secrets_source: ep.secrets, headers_source: ep.headers, secrets: openSecrets(this.deps.box, ep.secrets), headers: JSON.parse(ep.headers) };
+    if (!p || p.secrets_source !== ep.secrets || p.headers_source !== ep.headers || p.auth_source !== ep.auth || p.transformation_source !== ep.transformation) {
+      const t = parseTransformation(ep.transformation);
+      p = {
+        secrets_source: ep.secrets, headers_source: ep.headers, auth_source: ep.auth, transformation_source: ep.transformation,
+        secrets: openSecrets(this.deps.box, ep.secrets), headers: JSON.parse(ep.headers),
+        authHeaders: authHeaders(openAuth(this.deps.box, ep.auth)), transform: t && t.enabled ? runnableOf(t) : null,
+      };
       if (this.endpointCache.size >= 10_000) this.endpointCache.delete(this.endpointCache.keys().next().value!);
       this.endpointCache.set(key, p);
     }
@@ -296,14 +318,25 @@ export class DeliveryWorker {
     const { config, log } = this.deps;
     const started = Date.now();
     const ts = Math.floor(started / 1000);
-    const body = m.payload!;
+    let body = m.payload!;
     let result: SendResult;
     let sentHeaders: Record<string, string> = {};
+    let credentialHeaders: Record<string, string> = {};
     try {
       const prepared = this.prepared(ep);
-      const signature = signatureHeader(activeSecrets(prepared.secrets, started), m.id, ts, body);
-      sentHeaders = {
+      // A transformation's output is the body that is signed and sent; when it fails, that is the
+      // attempt's outcome (retried like any failure, so a fix or rollback is picked up).
+      let transformError: string | null = null;
+      if (prepared.transform) {
+        const t = await applyTransformation(sharedSandbox(config.transformThreads), prepared.transform, JSON.parse(body), { url: ep.url, eventType: m.event_type, messageId: m.id }, this.transformLimits);
+        if (t.ok) body = JSON.stringify(t.output);
+        else transformError = `transformation failed (${t.errorKind}): ${t.error}`;
+      }
+      credentialHeaders = prepared.authHeaders;
+      const signature = transformError === null ? signatureHeader(activeSecrets(prepared.secrets, started), m.id, ts, body) : '';
+      sentHeaders = transformError !== null ? {} : {
         ...prepared.headers,
+        ...prepared.authHeaders,
         'content-type': 'application/json',
         'webhook-id': m.id,
         'webhook-timestamp': String(ts),
@@ -312,7 +345,9 @@ export class DeliveryWorker {
         'svix-timestamp': String(ts),
         'svix-signature': signature,
       };
-      result = await this.sender.send({ url: ep.url, headers: sentHeaders, body });
+      result = transformError !== null
+        ? { ok: false, status: null, headers: {}, body: '', truncated: false, durationMs: Date.now() - started, errorClass: 'transformation', error: transformError, retryAfterMs: null }
+        : await this.sender.send({ url: ep.url, headers: sentHeaders, body });
     } catch (e) {
       // Bugs and infrastructure faults (e.g. an undecryptable secret) fail the attempt visibly.
       log.error({ err: e, msgId: m.id, endpointId: ep.id }, 'attempt could not be made');
@@ -321,7 +356,7 @@ export class DeliveryWorker {
     const now = Date.now();
     const attempts = d.attempts + 1;
     const shown: Record<string, string> = {};
-    for (const [k, v] of Object.entries(sentHeaders)) shown[k] = SENSITIVE_HEADER.test(k) && !/signature/i.test(k) ? '[redacted]' : v;
+    for (const [k, v] of Object.entries(sentHeaders)) shown[k] = (SENSITIVE_HEADER.test(k) && !/signature/i.test(k)) || k in credentialHeaders ? '[redacted]' : v;
     const attempt: AttemptRow = {
       id: newId('atmpt', now), delivery_id: d.id, message_id: m.id, endpoint_id: ep.id, app_id: d.app_id, environment_id: d.environment_id,
       url: ep.url, status: result.ok ? Status.success : Status.fail, response_status_code: result.status ?? 0, response: result.body,

@@ -18,11 +18,11 @@ import {
 import { currentSecret, rotateSecrets, sealNewSecrets } from './secrets.js';
 import { sendExample } from '../messages/send-example.js';
 import { MessageOut } from '../messages/schemas.js';
+import { saveEndpoint, versionRow } from './versions.js';
+import { RESERVED_HEADERS } from './reserved-headers.js';
 
 export const EndpointParams = Type.Object({ app_id: Uid('Application id or uid.'), endpoint_id: Uid('Endpoint id or uid.') });
 
-/** Headers Koppel sets itself or that would break HTTP framing; custom headers may not replace them. */
-const RESERVED_HEADERS = /^(host|content-length|content-type|transfer-encoding|connection|keep-alive|upgrade|te|trailer|proxy-.*|expect|user-agent|webhook-.*|svix-.*)$/i;
 const SENSITIVE_HEADERS = /(authorization|cookie|token|secret|key|password|credential|signature)/i;
 
 export function endpointOut(r: EndpointRow): Static<typeof EndpointOut> {
@@ -39,7 +39,7 @@ export function endpointOut(r: EndpointRow): Static<typeof EndpointOut> {
     throttleRate: r.throttle_rate,
     rateLimit: r.throttle_rate,
     disabled: !!r.disabled,
-    version: 1,
+    version: r.version,
     createdAt: iso(Number(r.created_at)),
     updatedAt: iso(Number(r.updated_at)),
   };
@@ -107,8 +107,9 @@ export function endpointRoutes(app: FastifyInstance, ctx: Context) {
       event_types: types ? JSON.stringify(types) : null, channels: b.channels ? JSON.stringify(b.channels) : null,
       metadata: JSON.stringify(b.metadata ?? {}), throttle_rate: b.rateLimit ?? b.throttleRate ?? null, disabled: b.disabled ? 1 : 0,
       headers: JSON.stringify(lowerKeys(b.headers ?? {})), secrets: sealNewSecrets(ctx.box, b.secret), failing_since: null, created_at: now, updated_at: now,
+      auth: null, transformation: null, version: 1,
     };
-    if (!(await ctx.store.createEndpoint(row))) throw new ApiError('conflict', `An endpoint with uid "${b.uid}" already exists in this application; choose another uid.`);
+    if (!(await ctx.store.createEndpoint(row, versionRow(row, 'created', now)))) throw new ApiError('conflict', `An endpoint with uid "${b.uid}" already exists in this application; choose another uid.`);
     return row;
   };
 
@@ -145,8 +146,8 @@ export function endpointRoutes(app: FastifyInstance, ctx: Context) {
       secrets: b.secret ? sealNewSecrets(ctx.box, b.secret) : ep.secrets,
       updated_at: Date.now(),
     };
-    if (!(await ctx.store.updateEndpoint(next))) throw new ApiError('conflict', `An endpoint with uid "${b.uid}" already exists in this application; choose another uid.`);
-    return next;
+    // A change of URL or filters becomes a new version (src/endpoints/versions.ts).
+    return saveEndpoint(ctx, ep, next, 'updated');
   };
 
   r.put(`${base}/:endpoint_id`, {

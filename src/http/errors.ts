@@ -15,6 +15,8 @@ export const ERRORS = {
   invalid_json: { status: 400, detail: 'The request body is not valid JSON: send a UTF-8 JSON document with Content-Type: application/json.' },
   unsupported_media_type: { status: 415, detail: 'Send the body as JSON with Content-Type: application/json.' },
   payload_too_large: { status: 413, detail: 'The request body is too large; split it into smaller requests.' },
+  signature_invalid: { status: 401, detail: 'The webhook signature did not verify; check the source secret and that the provider posts to this source.' },
+  source_disabled: { status: 403, detail: 'This source is disabled; enable it to receive webhooks again.' },
   unavailable: { status: 503, detail: 'Koppel is shutting down or its database is unreachable; retry shortly.' },
   internal: { status: 500, detail: 'An unexpected error occurred; it has been logged.' },
 } as const;

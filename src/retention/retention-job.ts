@@ -1,7 +1,7 @@
 /**
  * The retention job: every KOPPEL_RETENTION_INTERVAL it removes what is past its retention
  * (messages with their deliveries and attempts, old attempts and their response bodies, expired
- * idempotency keys, old operational events) in batches of a few hundred rows, each in its own
+ * idempotency keys, old operational events, old source events) in batches of a few hundred rows, each in its own
  * short transaction, pausing between batches so deliveries and API writes never queue behind it.
  * Several processes may run it at once: deleting an already deleted row is harmless.
  */
@@ -44,11 +44,11 @@ export class RetentionJob {
 
   /** Purges until nothing is left past retention (bounded per run); returns what it removed. */
   async runOnce(now = Date.now()): Promise<PurgeCounts> {
-    const total: PurgeCounts = { messages: 0, deliveries: 0, attempts: 0, idempotencyKeys: 0, operationalEvents: 0 };
+    const total: PurgeCounts = { messages: 0, deliveries: 0, attempts: 0, idempotencyKeys: 0, operationalEvents: 0, sourceEvents: 0 };
     for (let i = 0; i < MAX_BATCHES_PER_RUN && !this.stopped; i++) {
       const c = await this.store.purgeExpired(now, now - this.retentionMs, BATCH);
       for (const k of Object.keys(total) as (keyof PurgeCounts)[]) total[k] += c[k];
-      if (Math.max(c.messages, c.attempts, c.idempotencyKeys, c.operationalEvents) < BATCH) break;
+      if (Math.max(c.messages, c.attempts, c.idempotencyKeys, c.operationalEvents, c.sourceEvents) < BATCH) break;
       await new Promise((r) => setTimeout(r, PAUSE_MS));
     }
     if (Object.values(total).some((n) => n > 0)) this.log.info({ purged: total }, 'retention pass');

@@ -13,6 +13,9 @@ import type {
   EventTypeRow,
   MessageRow,
   OperationalEventRow,
+  EndpointVersionRow,
+  SourceEventRow,
+  SourceRow,
 } from './schema.js';
 
 export type Order = 'asc' | 'desc';
@@ -122,7 +125,22 @@ export interface PurgeCounts {
   attempts: number;
   idempotencyKeys: number;
   operationalEvents: number;
+  sourceEvents: number;
 }
+
+/** Outcome of saving a versioned endpoint change. */
+export type SaveVersionResult = 'ok' | 'uid_taken' | 'stale';
+
+/** A verified source request to record, with its de-duplication key and the message it becomes. */
+export interface NewSourceEvent {
+  event: SourceEventRow;
+  /** SHA-256 of the de-duplication key and when it stops counting; null to skip the check. */
+  dedupe: { keyHash: string; expiresAt: number } | null;
+  /** The message and deliveries to insert when the event is not a duplicate; null to store only. */
+  message: NewMessage | null;
+}
+
+export type SourceEventResult = { status: 'accepted' } | { status: 'duplicate'; duplicateOf: string };
 
 export interface Store {
   readonly dialect: 'sqlite' | 'postgres';
@@ -160,7 +178,8 @@ export interface Store {
   deleteEventType(environmentId: string, name: string): Promise<void>;
 
   // endpoints
-  createEndpoint(row: EndpointRow): Promise<boolean>;
+  /** Inserts (with its first version row, in the same transaction, when given); false when the uid is taken. */
+  createEndpoint(row: EndpointRow, version?: EndpointVersionRow): Promise<boolean>;
   getEndpoint(appId: string, idOrUid: string): Promise<EndpointRow | undefined>;
   getEndpointsByIds(ids: string[]): Promise<EndpointRow[]>;
   listEndpoints(appId: string, page: PageRequest): Promise<Page<EndpointRow>>;
@@ -168,6 +187,36 @@ export interface Store {
   listEnabledEndpoints(appIds: string[]): Promise<EndpointRow[]>;
   updateEndpoint(row: EndpointRow): Promise<boolean>;
   deleteEndpoint(appId: string, id: string): Promise<void>;
+  /**
+   * Replaces an endpoint whose `version` went up by one and records that version, in one
+   * transaction. 'stale' when the stored version is no longer `row.version - 1` (another change
+   * came first), 'uid_taken' when the new uid is taken.
+   */
+  saveEndpointVersion(row: EndpointRow, version: EndpointVersionRow): Promise<SaveVersionResult>;
+  /** Versions of an endpoint, paged by version id (which sorts like the version number). */
+  listEndpointVersions(endpointId: string, page: PageRequest): Promise<Page<EndpointVersionRow>>;
+  getEndpointVersion(endpointId: string, version: number): Promise<EndpointVersionRow | undefined>;
+
+  // sources (inbound provider webhooks)
+  /** Inserts; false when the uid is taken in the application. */
+  createSource(row: SourceRow): Promise<boolean>;
+  getSource(appId: string, idOrUid: string): Promise<SourceRow | undefined>;
+  /** By id alone: the public ingress URL names only the source. */
+  getSourceById(id: string): Promise<SourceRow | undefined>;
+  listSources(appId: string, page: PageRequest): Promise<Page<SourceRow>>;
+  updateSource(row: SourceRow): Promise<boolean>;
+  /** Deletes the source with its event log and de-duplication keys. */
+  deleteSource(appId: string, id: string): Promise<void>;
+  /**
+   * Records one verified request: claims its de-duplication key (expired keys are replaced), and
+   * if the key was free inserts the event with its message and deliveries, all in one transaction;
+   * otherwise stores the event as a duplicate of the key's holder and inserts no message.
+   */
+  recordSourceEvent(item: NewSourceEvent): Promise<SourceEventResult>;
+  /** Stores a request that is not forwarded (rejected or ignored). */
+  insertSourceEvent(row: SourceEventRow): Promise<void>;
+  listSourceEvents(sourceId: string, filter: { status?: string }, page: PageRequest): Promise<Page<SourceEventRow>>;
+  getSourceEvent(sourceId: string, id: string): Promise<SourceEventRow | undefined>;
 
   // messages
   /** Inserts messages and their deliveries in one transaction (group commit). */
@@ -222,11 +271,32 @@ export interface Store {
    * One bounded pass of the retention job: removes at most `batch` rows per table of what is past
    * its retention (messages whose expires_at passed, with their deliveries and attempts, unless a
    * delivery is still pending; attempts older than `olderThan`; expired idempotency keys;
-   * operational events older than `olderThan`). Small batches keep every lock short.
+   * operational events and source events older than `olderThan`; expired de-duplication keys).
+   * Small batches keep every lock short.
    */
   purgeExpired(now: number, olderThan: number, batch: number): Promise<PurgeCounts>;
 
   // operational events
   recordOperationalEvent(row: OperationalEventRow): Promise<void>;
   listOperationalEvents(environmentId: string, page: PageRequest): Promise<Page<OperationalEventRow>>;
+
+  // dashboard health
+  /**
+   * Attempts of these endpoints made in [since, until), counted per endpoint and per time bucket
+   * of `bucketMs` (bucket = floor((created_at - since) / bucketMs)); buckets without attempts are
+   * left out.
+   */
+  attemptBuckets(endpointIds: string[], since: number, until: number, bucketMs: number): Promise<AttemptBucket[]>;
+}
+
+/** One row of attemptBuckets. */
+export interface AttemptBucket {
+  endpointId: string;
+  bucket: number;
+  attempts: number;
+  successes: number;
+  /** Sum of attempt durations in ms (for the mean latency). */
+  durationMs: number;
+  /** Time of the latest attempt in the bucket (ms). */
+  lastAt: number;
 }

@@ -63,6 +63,71 @@ export interface EndpointRow {
   failing_since: number | null;
   created_at: number;
   updated_at: number;
+  /** Sealed JSON of the target API's credentials (src/endpoints/auth.ts), or null for none. */
+  auth: string | null;
+  /** JSON of the transformation applied before sending (src/transformations/), or null. */
+  transformation: string | null;
+  /** Current version number; every change to URL, filters, auth or transformation adds one. */
+  version: number;
+}
+
+/** One entry of an endpoint's change history: what its versioned fields were at `version`. */
+export interface EndpointVersionRow {
+  id: string;
+  endpoint_id: string;
+  app_id: string;
+  environment_id: string;
+  version: number;
+  /** What made this version: "created", "updated", "auth", "transformation", "rollback to 3". */
+  reason: string;
+  /** JSON of the versioned fields (src/endpoints/versions.ts); auth stays sealed. */
+  snapshot: string;
+  created_at: number;
+}
+
+/** A source: a URL that receives one provider's webhooks for an application. */
+export interface SourceRow {
+  id: string;
+  environment_id: string;
+  app_id: string;
+  uid: string | null;
+  name: string;
+  description: string;
+  provider: string;
+  /** JSON of the provider options, event type and de-duplication settings. */
+  config: string;
+  /** Sealed verification secret. */
+  secret: string;
+  disabled: number;
+  created_at: number;
+  updated_at: number;
+}
+
+/** What happened to one request to a source: accepted, duplicate, rejected or ignored. */
+export interface SourceEventRow {
+  id: string;
+  source_id: string;
+  app_id: string;
+  environment_id: string;
+  status: 'accepted' | 'duplicate' | 'rejected' | 'ignored';
+  /** Why it was rejected, ignored or a duplicate (of which event). */
+  reason: string | null;
+  event_type: string | null;
+  dedupe_key: string | null;
+  /** The message it became, when accepted. */
+  message_id: string | null;
+  headers: string;
+  /** The raw body as received; null for rejected requests (unverified bytes are not kept). */
+  payload: string | null;
+  body_bytes: number;
+  created_at: number;
+}
+
+export interface SourceDedupeRow {
+  source_id: string;
+  key_hash: string;
+  event_id: string;
+  expires_at: number;
 }
 
 export interface MessageRow {
@@ -165,5 +230,9 @@ export interface Database {
   idempotency_keys: IdempotencyRow;
   operational_events: OperationalEventRow;
   endpoint_rates: EndpointRateRow;
+  endpoint_versions: EndpointVersionRow;
+  sources: SourceRow;
+  source_events: SourceEventRow;
+  source_dedupe: SourceDedupeRow;
   koppel_migrations: MigrationRow;
 }

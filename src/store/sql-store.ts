@@ -6,6 +6,7 @@ import { Kysely, sql, type SelectQueryBuilder } from 'kysely';
 import { idAtTime } from '../lib/ids.js';
 import { MIGRATIONS } from './migrations/index.js';
 import type {
+  AttemptBucket,
   AttemptFilter,
   ClaimedDelivery,
   DisabledEndpoint,
@@ -14,8 +15,11 @@ import type {
   InsertMessageResult,
   MessageFilter,
   NewMessage,
+  NewSourceEvent,
   Page,
   PageRequest,
+  SaveVersionResult,
+  SourceEventResult,
   SettleOptions,
   Settlement,
   Store,
@@ -32,6 +36,9 @@ import {
   type EventTypeRow,
   type MessageRow,
   type OperationalEventRow,
+  type EndpointVersionRow,
+  type SourceEventRow,
+  type SourceRow,
 } from './schema.js';
 
 export interface DialectHooks {
@@ -207,6 +214,11 @@ export class SqlStore implements Store {
       await tx.deleteFrom('deliveries').where('app_id', '=', id).execute();
       await tx.deleteFrom('messages').where('app_id', '=', id).execute();
       await tx.deleteFrom('endpoints').where('app_id', '=', id).execute();
+      await tx.deleteFrom('endpoint_versions').where('app_id', '=', id).execute();
+      const sources = (await tx.selectFrom('sources').select('id').where('app_id', '=', id).execute()).map((r) => r.id);
+      for (const part of chunks(sources)) await tx.deleteFrom('source_dedupe').where('source_id', 'in', part).execute();
+      await tx.deleteFrom('source_events').where('app_id', '=', id).execute();
+      await tx.deleteFrom('sources').where('app_id', '=', id).execute();
       await tx.deleteFrom('applications').where('id', '=', id).where('environment_id', '=', environmentId).execute();
     });
   }
@@ -233,8 +245,14 @@ export class SqlStore implements Store {
 
   // ── endpoints ────────────────────────────────────────────────────────────────────────────
 
-  createEndpoint(row: EndpointRow) {
-    return this.insertUnique(() => this.db.insertInto('endpoints').values(row).execute());
+  createEndpoint(row: EndpointRow, version?: EndpointVersionRow) {
+    if (!version) return this.insertUnique(() => this.db.insertInto('endpoints').values(row).execute());
+    return this.insertUnique(() =>
+      this.db.transaction().execute(async (tx) => {
+        await tx.insertInto('endpoints').values(row).execute();
+        await tx.insertInto('endpoint_versions').values(version).execute();
+      }),
+    );
   }
   getEndpoint(appId: string, idOrUid: string) {
     return this.db
@@ -271,7 +289,115 @@ export class SqlStore implements Store {
       await tx.deleteFrom('deliveries').where('endpoint_id', '=', id).execute();
       await tx.deleteFrom('endpoints').where('id', '=', id).where('app_id', '=', appId).execute();
       await tx.deleteFrom('endpoint_rates').where('endpoint_id', '=', id).execute();
+      await tx.deleteFrom('endpoint_versions').where('endpoint_id', '=', id).execute();
     });
+  }
+  async saveEndpointVersion(row: EndpointRow, version: EndpointVersionRow): Promise<SaveVersionResult> {
+    try {
+      return await this.db.transaction().execute(async (tx) => {
+        // Fenced on the previous version so two concurrent changes cannot both claim the next
+        // number: the second finds nothing to update and is told to reload.
+        const r = await tx
+          .updateTable('endpoints')
+          .set(row)
+          .where('id', '=', row.id)
+          .where('app_id', '=', row.app_id)
+          .where('version', '=', row.version - 1)
+          .executeTakeFirst();
+        if (Number(r.numUpdatedRows) === 0) return 'stale' as const;
+        await tx.insertInto('endpoint_versions').values(version).execute();
+        return 'ok' as const;
+      });
+    } catch (e) {
+      if (this.hooks.isUniqueViolation(e)) {
+        const current = await this.db.selectFrom('endpoints').select('version').where('id', '=', row.id).executeTakeFirst();
+        return current && Number(current.version) !== row.version - 1 ? 'stale' : 'uid_taken';
+      }
+      throw e;
+    }
+  }
+  async listEndpointVersions(endpointId: string, page: PageRequest) {
+    const p = await paginate(this.db.selectFrom('endpoint_versions').selectAll().where('endpoint_id', '=', endpointId), 'id', page);
+    return { ...p, items: p.items.map(normalizeVersion) };
+  }
+  async getEndpointVersion(endpointId: string, version: number) {
+    const r = await this.db.selectFrom('endpoint_versions').selectAll().where('endpoint_id', '=', endpointId).where('version', '=', version).executeTakeFirst();
+    return r && normalizeVersion(r);
+  }
+
+  // ── sources ──────────────────────────────────────────────────────────────────────────────
+
+  createSource(row: SourceRow) {
+    return this.insertUnique(() => this.db.insertInto('sources').values(row).execute());
+  }
+  async getSource(appId: string, idOrUid: string) {
+    const r = await this.db
+      .selectFrom('sources')
+      .selectAll()
+      .where('app_id', '=', appId)
+      .where((eb) => eb.or([eb('id', '=', idOrUid), eb('uid', '=', idOrUid)]))
+      .orderBy('id')
+      .executeTakeFirst();
+    return r && normalizeSource(r);
+  }
+  async getSourceById(id: string) {
+    const r = await this.db.selectFrom('sources').selectAll().where('id', '=', id).executeTakeFirst();
+    return r && normalizeSource(r);
+  }
+  async listSources(appId: string, page: PageRequest) {
+    const p = await paginate(this.db.selectFrom('sources').selectAll().where('app_id', '=', appId), 'id', page);
+    return { ...p, items: p.items.map(normalizeSource) };
+  }
+  updateSource(row: SourceRow) {
+    return this.insertUnique(() => this.db.updateTable('sources').set(row).where('id', '=', row.id).where('app_id', '=', row.app_id).execute());
+  }
+  async deleteSource(appId: string, id: string) {
+    await this.db.transaction().execute(async (tx) => {
+      const r = await tx.deleteFrom('sources').where('id', '=', id).where('app_id', '=', appId).executeTakeFirst();
+      if (Number(r.numDeletedRows) === 0) return;
+      await tx.deleteFrom('source_events').where('source_id', '=', id).execute();
+      await tx.deleteFrom('source_dedupe').where('source_id', '=', id).execute();
+    });
+  }
+  async recordSourceEvent(item: NewSourceEvent): Promise<SourceEventResult> {
+    const { event, dedupe, message } = item;
+    return this.db.transaction().execute(async (tx) => {
+      if (dedupe) {
+        // An expired key is forgotten first so this event can take its place.
+        await tx.deleteFrom('source_dedupe').where('source_id', '=', event.source_id).where('key_hash', '=', dedupe.keyHash).where('expires_at', '<=', event.created_at).execute();
+        const claimed = await tx
+          .insertInto('source_dedupe')
+          .values({ source_id: event.source_id, key_hash: dedupe.keyHash, event_id: event.id, expires_at: dedupe.expiresAt })
+          .onConflict((oc) => oc.doNothing())
+          .returning('event_id')
+          .executeTakeFirst();
+        if (!claimed) {
+          const holder = await tx.selectFrom('source_dedupe').select('event_id').where('source_id', '=', event.source_id).where('key_hash', '=', dedupe.keyHash).executeTakeFirst();
+          const duplicateOf = holder?.event_id ?? '';
+          await tx.insertInto('source_events').values({ ...event, status: 'duplicate', reason: `duplicate of ${duplicateOf}`, message_id: null }).execute();
+          return { status: 'duplicate' as const, duplicateOf };
+        }
+      }
+      await tx.insertInto('source_events').values(event).execute();
+      if (message) {
+        await tx.insertInto('messages').values(message.message).execute();
+        for (const part of chunks(message.deliveries, 200)) await tx.insertInto('deliveries').values(part).execute();
+      }
+      return { status: 'accepted' as const };
+    });
+  }
+  async insertSourceEvent(row: SourceEventRow) {
+    await this.db.insertInto('source_events').values(row).execute();
+  }
+  async listSourceEvents(sourceId: string, filter: { status?: string }, page: PageRequest) {
+    let q = this.db.selectFrom('source_events').selectAll().where('source_id', '=', sourceId);
+    if (filter.status) q = q.where('status', '=', filter.status as SourceEventRow['status']);
+    const p = await paginate(q, 'id', page);
+    return { ...p, items: p.items.map(normalizeSourceEvent) };
+  }
+  async getSourceEvent(sourceId: string, id: string) {
+    const r = await this.db.selectFrom('source_events').selectAll().where('source_id', '=', sourceId).where('id', '=', id).executeTakeFirst();
+    return r && normalizeSourceEvent(r);
   }
 
   // ── messages ─────────────────────────────────────────────────────────────────────────────
@@ -605,7 +731,7 @@ export class SqlStore implements Store {
   // ── retention ────────────────────────────────────────────────────────────────────────────
 
   async purgeExpired(now: number, olderThan: number, batch: number) {
-    const counts = { messages: 0, deliveries: 0, attempts: 0, idempotencyKeys: 0, operationalEvents: 0 };
+    const counts = { messages: 0, deliveries: 0, attempts: 0, idempotencyKeys: 0, operationalEvents: 0, sourceEvents: 0 };
     // Messages past their retention whose deliveries are all settled go with their rows.
     const expired = await this.db
       .selectFrom('messages as m')
@@ -642,6 +768,12 @@ export class SqlStore implements Store {
     if (oldEvents.length) {
       counts.operationalEvents += Number((await this.db.deleteFrom('operational_events').where('id', 'in', oldEvents.map((r) => r.id)).executeTakeFirst()).numDeletedRows);
     }
+    // Source events keep the raw provider payloads: they go after the retention period like messages.
+    const oldSourceEvents = await this.db.selectFrom('source_events').select('id').where('created_at', '<', olderThan).limit(batch).execute();
+    if (oldSourceEvents.length) {
+      counts.sourceEvents += Number((await this.db.deleteFrom('source_events').where('id', 'in', oldSourceEvents.map((r) => r.id)).executeTakeFirst()).numDeletedRows);
+    }
+    await this.db.deleteFrom('source_dedupe').where('expires_at', '<=', now).execute();
     return counts;
   }
 
@@ -652,6 +784,35 @@ export class SqlStore implements Store {
   }
   listOperationalEvents(environmentId: string, page: PageRequest) {
     return paginate(this.db.selectFrom('operational_events').selectAll().where('environment_id', '=', environmentId), 'id', page);
+  }
+
+  // ── dashboard health ─────────────────────────────────────────────────────────────────────
+
+  async attemptBuckets(endpointIds: string[], since: number, until: number, bucketMs: number): Promise<AttemptBucket[]> {
+    if (endpointIds.length === 0) return [];
+    // The time window is applied to the attempt id (it encodes created_at), a range on the
+    // (endpoint_id, id) index; the cast keeps the bucket an integer on both databases.
+    const bucket = sql<number>`cast((created_at - ${since}) / ${bucketMs} as integer)`;
+    const rows = await this.db
+      .selectFrom('attempts')
+      .select([
+        'endpoint_id',
+        bucket.as('bucket'),
+        (eb) => eb.fn.countAll().as('attempts'),
+        sql<number>`sum(case when status = ${Status.success} then 1 else 0 end)`.as('successes'),
+        sql<number>`sum(duration_ms)`.as('duration_ms'),
+        sql<number>`max(created_at)`.as('last_at'),
+      ])
+      .where('endpoint_id', 'in', endpointIds)
+      .where('id', '>=', idAtTime('atmpt', since))
+      .where('id', '<', idAtTime('atmpt', until))
+      // By the output name: PostgreSQL would not see two parameterised copies of the expression as equal.
+      .groupBy(['endpoint_id', sql`bucket`])
+      .execute();
+    return rows.map((r) => ({
+      endpointId: r.endpoint_id, bucket: Number(r.bucket), attempts: Number(r.attempts), successes: Number(r.successes),
+      durationMs: Number(r.duration_ms), lastAt: Number(r.last_at),
+    }));
   }
 }
 
@@ -680,6 +841,18 @@ function pickMessage(r: any): MessageRow {
     id: r.id, environment_id: r.environment_id, app_id: r.app_id, event_type: r.event_type, event_id: r.event_id,
     channels: r.channels, tags: r.tags, payload: r.payload, created_at: Number(r.created_at), expires_at: Number(r.expires_at),
   };
+}
+
+function normalizeVersion(r: EndpointVersionRow): EndpointVersionRow {
+  return { ...r, version: Number(r.version), created_at: Number(r.created_at) };
+}
+
+function normalizeSource(r: SourceRow): SourceRow {
+  return { ...r, disabled: Number(r.disabled), created_at: Number(r.created_at), updated_at: Number(r.updated_at) };
+}
+
+function normalizeSourceEvent(r: SourceEventRow): SourceEventRow {
+  return { ...r, body_bytes: Number(r.body_bytes), created_at: Number(r.created_at) };
 }
 
 /** PostgreSQL returns bigint as string unless told otherwise; keep numbers numbers. */

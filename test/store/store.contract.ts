@@ -20,6 +20,9 @@ import {
   type EventTypeRow,
   type MessageRow,
   type OperationalEventRow,
+  type EndpointVersionRow,
+  type SourceEventRow,
+  type SourceRow,
 } from '../../src/store/schema.js';
 
 /** A realistic epoch-millisecond base: well past 2^31, so 32-bit handling anywhere shows up. */
@@ -60,7 +63,28 @@ function endpoint(app: ApplicationRow, over: Partial<EndpointRow> = {}): Endpoin
   return {
     id: newId('ep'), environment_id: app.environment_id, app_id: app.id, uid: null, url: 'https://example.com/hook',
     description: '', event_types: null, channels: null, metadata: '{}', throttle_rate: null, disabled: 0, headers: '{}',
-    secrets: '[]', failing_since: null, created_at: T0, updated_at: T0, ...over,
+    secrets: '[]', failing_since: null, created_at: T0, updated_at: T0, auth: null, transformation: null, version: 1, ...over,
+  };
+}
+
+function endpointVersion(ep: EndpointRow, version: number, over: Partial<EndpointVersionRow> = {}): EndpointVersionRow {
+  return {
+    id: newId('epv'), endpoint_id: ep.id, app_id: ep.app_id, environment_id: ep.environment_id, version, reason: 'updated',
+    snapshot: JSON.stringify({ url: ep.url }), created_at: T0 + version, ...over,
+  };
+}
+
+function source(app: ApplicationRow, over: Partial<SourceRow> = {}): SourceRow {
+  return {
+    id: newId('src'), environment_id: app.environment_id, app_id: app.id, uid: null, name: 'Shop', description: '', provider: 'github',
+    config: '{}', secret: 'sealed', disabled: 0, created_at: T0, updated_at: T0, ...over,
+  };
+}
+
+function sourceEvent(src: SourceRow, over: Partial<SourceEventRow> = {}): SourceEventRow {
+  return {
+    id: newId('sevt'), source_id: src.id, app_id: src.app_id, environment_id: src.environment_id, status: 'accepted', reason: null,
+    event_type: 'push', dedupe_key: 'delivery-1', message_id: null, headers: '{}', payload: '{"a":1}', body_bytes: 7, created_at: T0, ...over,
   };
 }
 
@@ -1092,6 +1116,180 @@ export function storeContract(name: string, open: () => Promise<Store>, dispose:
       });
     });
 
+    // ── endpoint versions ──────────────────────────────────────────────────────────────────
+
+    describe('endpoint versions', () => {
+      it('creates an endpoint with its first version in one step and lists versions in order', async () => {
+        const { app } = await seedApp();
+        const ep = endpoint(app, { auth: 'sealed-auth', transformation: '{"kind":"jsonata"}' });
+        expect(await store.createEndpoint(ep, endpointVersion(ep, 1, { reason: 'created' }))).toBe(true);
+        expect(await store.getEndpoint(app.id, ep.id)).toEqual(ep);
+        const v2 = endpointVersion(ep, 2);
+        expect(await store.saveEndpointVersion({ ...ep, url: 'https://example.com/v2', version: 2 }, v2)).toBe('ok');
+        expect(await store.getEndpoint(app.id, ep.id)).toMatchObject({ url: 'https://example.com/v2', version: 2 });
+        expect(await store.getEndpointVersion(ep.id, 2)).toEqual(v2);
+        expect(await store.getEndpointVersion(ep.id, 3)).toBeUndefined();
+        const listed = await store.listEndpointVersions(ep.id, page(10, null, 'desc'));
+        expect(listed.items.map((v) => v.version)).toEqual([2, 1]);
+        expect(listed.done).toBe(true);
+        expect((await store.listEndpointVersions(ep.id, page(1))).items.map((v) => v.version)).toEqual([1]);
+      });
+
+      it('refuses a change based on a version that is no longer current, writing nothing', async () => {
+        const { app } = await seedApp();
+        const ep = endpoint(app);
+        await store.createEndpoint(ep, endpointVersion(ep, 1));
+        expect(await store.saveEndpointVersion({ ...ep, url: 'https://a.example/', version: 2 }, endpointVersion(ep, 2))).toBe('ok');
+        // A second writer that also read version 1 must not overwrite the first.
+        expect(await store.saveEndpointVersion({ ...ep, url: 'https://b.example/', version: 2 }, endpointVersion(ep, 2))).toBe('stale');
+        expect((await store.getEndpoint(app.id, ep.id))!.url).toBe('https://a.example/');
+        expect((await store.listEndpointVersions(ep.id, page())).items).toHaveLength(2);
+      });
+
+      it('reports a taken uid without changing the endpoint', async () => {
+        const { app } = await seedApp();
+        const a = endpoint(app, { uid: 'a' });
+        const b = endpoint(app, { uid: 'b' });
+        await store.createEndpoint(a, endpointVersion(a, 1));
+        await store.createEndpoint(b, endpointVersion(b, 1));
+        expect(await store.saveEndpointVersion({ ...b, uid: 'a', version: 2 }, endpointVersion(b, 2))).toBe('uid_taken');
+        expect((await store.getEndpoint(app.id, b.id))!.uid).toBe('b');
+        expect(await store.getEndpointVersion(b.id, 2)).toBeUndefined();
+      });
+
+      it('deleting the endpoint or its application deletes its versions', async () => {
+        const { env, app } = await seedApp();
+        const ep = endpoint(app);
+        await store.createEndpoint(ep, endpointVersion(ep, 1));
+        await store.deleteEndpoint(app.id, ep.id);
+        expect(await store.getEndpointVersion(ep.id, 1)).toBeUndefined();
+        const ep2 = endpoint(app);
+        await store.createEndpoint(ep2, endpointVersion(ep2, 1));
+        await store.deleteApplication(env.id, app.id);
+        expect(await store.getEndpointVersion(ep2.id, 1)).toBeUndefined();
+      });
+    });
+
+    // ── sources ────────────────────────────────────────────────────────────────────────────
+
+    describe('sources', () => {
+      it('creates, finds by id or uid, lists, updates and deletes, scoped to the application', async () => {
+        const { env, app } = await seedApp();
+        const other = application(env.id);
+        await store.createApplication(other);
+        const s = source(app, { uid: 'shop' });
+        expect(await store.createSource(s)).toBe(true);
+        expect(await store.createSource(source(app, { uid: 'shop' }))).toBe(false);
+        expect(await store.createSource(source(other, { uid: 'shop' }))).toBe(true);
+        expect(await store.getSource(app.id, s.id)).toEqual(s);
+        expect(await store.getSource(app.id, 'shop')).toEqual(s);
+        expect(await store.getSource(other.id, s.id)).toBeUndefined();
+        expect(await store.getSourceById(s.id)).toEqual(s);
+        const s2 = source(app);
+        await store.createSource(s2);
+        expect(await store.listSources(app.id, page(1))).toEqual({ items: [s], done: false });
+        expect(await store.listSources(app.id, page(1, s.id))).toEqual({ items: [s2], done: true });
+        expect(await store.updateSource({ ...s2, uid: 'shop' })).toBe(false);
+        expect(await store.updateSource({ ...s, name: 'Renamed', disabled: 1 })).toBe(true);
+        expect(await store.getSource(app.id, s.id)).toEqual({ ...s, name: 'Renamed', disabled: 1 });
+        await store.recordSourceEvent({ event: sourceEvent(s), dedupe: { keyHash: 'k', expiresAt: T0 + DAY }, message: null });
+        await store.deleteSource(other.id, s.id);
+        expect(await store.getSource(app.id, s.id)).toBeDefined();
+        await store.deleteSource(app.id, s.id);
+        expect(await store.getSource(app.id, s.id)).toBeUndefined();
+        expect((await store.listSourceEvents(s.id, {}, page())).items).toEqual([]);
+        // The de-duplication key went with it: a new source with the same id could not collide,
+        // and the same key on another source was never shared.
+        const again = await store.recordSourceEvent({ event: sourceEvent(s2, { dedupe_key: 'k' }), dedupe: { keyHash: 'k', expiresAt: T0 + DAY }, message: null });
+        expect(again).toEqual({ status: 'accepted' });
+      });
+
+      it('records an accepted event with its message and deliveries in one step', async () => {
+        const { app } = await seedApp();
+        const ep = await seedEndpoint(app);
+        const s = source(app);
+        await store.createSource(s);
+        const msg = message(app, { event_type: 'push' });
+        const dlv = delivery(msg, ep);
+        const ev = sourceEvent(s, { message_id: msg.id });
+        expect(await store.recordSourceEvent({ event: ev, dedupe: { keyHash: 'h1', expiresAt: T0 + DAY }, message: { message: msg, deliveries: [dlv] } })).toEqual({ status: 'accepted' });
+        expect(await store.getSourceEvent(s.id, ev.id)).toEqual(ev);
+        expect(await store.getMessage(app.id, msg.id)).toEqual(msg);
+        expect(await store.getDelivery(msg.id, ep.id)).toEqual(dlv);
+      });
+
+      it('stores a repeated key inside its window as a duplicate of the first, without a message', async () => {
+        const { app } = await seedApp();
+        const ep = await seedEndpoint(app);
+        const s = source(app);
+        await store.createSource(s);
+        const first = sourceEvent(s);
+        await store.recordSourceEvent({ event: first, dedupe: { keyHash: 'h', expiresAt: T0 + DAY }, message: null });
+        const msg = message(app);
+        const second = sourceEvent(s, { created_at: T0 + DAY - 1, message_id: msg.id });
+        const r = await store.recordSourceEvent({ event: second, dedupe: { keyHash: 'h', expiresAt: T0 + 2 * DAY }, message: { message: msg, deliveries: [delivery(msg, ep)] } });
+        expect(r).toEqual({ status: 'duplicate', duplicateOf: first.id });
+        expect(await store.getSourceEvent(s.id, second.id)).toEqual({ ...second, status: 'duplicate', reason: `duplicate of ${first.id}`, message_id: null });
+        expect(await store.getMessage(app.id, msg.id)).toBeUndefined();
+        // After the window the same key is new again.
+        const third = sourceEvent(s, { created_at: T0 + DAY });
+        expect(await store.recordSourceEvent({ event: third, dedupe: { keyHash: 'h', expiresAt: T0 + 2 * DAY }, message: null })).toEqual({ status: 'accepted' });
+        // Without a key nothing is de-duplicated.
+        expect(await store.recordSourceEvent({ event: sourceEvent(s), dedupe: null, message: null })).toEqual({ status: 'accepted' });
+      });
+
+      it('lets exactly one of many concurrent events with the same key through', async () => {
+        const { app } = await seedApp();
+        const s = source(app);
+        await store.createSource(s);
+        const results = await Promise.all(
+          Array.from({ length: 8 }, () => store.recordSourceEvent({ event: sourceEvent(s), dedupe: { keyHash: 'same', expiresAt: T0 + DAY }, message: null }).catch((e) => ({ status: String(e) }))),
+        );
+        expect(results.filter((r) => r.status === 'accepted')).toHaveLength(1);
+        expect(results.filter((r) => r.status === 'duplicate')).toHaveLength(7);
+      });
+
+      it('lists events newest first with a status filter; rejected events keep no payload', async () => {
+        const { app } = await seedApp();
+        const s = source(app);
+        await store.createSource(s);
+        const ok = sourceEvent(s);
+        const bad = sourceEvent(s, { status: 'rejected', reason: 'signature mismatch', payload: null, event_type: null, dedupe_key: null });
+        await store.recordSourceEvent({ event: ok, dedupe: null, message: null });
+        await store.insertSourceEvent(bad);
+        expect(await store.listSourceEvents(s.id, {}, page(10, null, 'desc'))).toEqual({ items: [bad, ok], done: true });
+        expect(await store.listSourceEvents(s.id, { status: 'rejected' }, page())).toEqual({ items: [bad], done: true });
+        expect(await store.getSourceEvent('src_other', ok.id)).toBeUndefined();
+      });
+
+      it('retention removes source events past the retention period and expired keys', async () => {
+        const { app } = await seedApp();
+        const s = source(app);
+        await store.createSource(s);
+        const old = sourceEvent(s, { created_at: T0 });
+        const fresh = sourceEvent(s, { created_at: T0 + 40 * DAY });
+        await store.recordSourceEvent({ event: old, dedupe: { keyHash: 'old', expiresAt: T0 + DAY }, message: null });
+        await store.recordSourceEvent({ event: fresh, dedupe: { keyHash: 'fresh', expiresAt: T0 + 41 * DAY + 1 }, message: null });
+        const now = T0 + 41 * DAY;
+        expect((await store.purgeExpired(now, now - 30 * DAY, 100)).sourceEvents).toBe(1);
+        expect(await store.getSourceEvent(s.id, old.id)).toBeUndefined();
+        expect(await store.getSourceEvent(s.id, fresh.id)).toEqual(fresh);
+        // The fresh key still holds, so a repeat is a duplicate of the fresh event.
+        expect(await store.recordSourceEvent({ event: sourceEvent(s, { created_at: now }), dedupe: { keyHash: 'fresh', expiresAt: now + DAY }, message: null })).toEqual({ status: 'duplicate', duplicateOf: fresh.id });
+      });
+
+      it('deleting the application deletes its sources and their events', async () => {
+        const { env, app } = await seedApp();
+        const s = source(app);
+        await store.createSource(s);
+        const ev = sourceEvent(s);
+        await store.recordSourceEvent({ event: ev, dedupe: { keyHash: 'x', expiresAt: T0 + DAY }, message: null });
+        await store.deleteApplication(env.id, app.id);
+        expect(await store.getSourceById(s.id)).toBeUndefined();
+        expect(await store.getSourceEvent(s.id, ev.id)).toBeUndefined();
+      });
+    });
+
     // ── operational events ─────────────────────────────────────────────────────────────────
 
     describe('operational events', () => {
@@ -1187,7 +1385,7 @@ export function storeContract(name: string, open: () => Promise<Store>, dispose:
 
         const now = T0 + 41 * DAY;
         const counts = await store.purgeExpired(now, now - 30 * DAY, 100);
-        expect(counts).toEqual({ messages: 1, deliveries: 1, attempts: 1, idempotencyKeys: 1, operationalEvents: 1 });
+        expect(counts).toEqual({ messages: 1, deliveries: 1, attempts: 1, idempotencyKeys: 1, operationalEvents: 1, sourceEvents: 0 });
         expect(await store.getMessage(app.id, old.msg.id)).toBeUndefined();
         expect(await store.getAttempt(old.msg.id, oldAttempt.id)).toBeUndefined();
         expect(await store.getMessage(app.id, pendingOld.msg.id)).toBeDefined();
@@ -1195,7 +1393,7 @@ export function storeContract(name: string, open: () => Promise<Store>, dispose:
         expect(await store.getAttempt(fresh.msg.id, freshAttempt.id)).toBeDefined();
         expect(await store.beginIdempotent(env.id, 'new-key', 'h', T0 + 40 * DAY + 1, DAY)).toEqual({ state: 'pending' });
         expect((await store.listOperationalEvents(env.id, page())).items).toEqual([]);
-        expect(await store.purgeExpired(now, now - 30 * DAY, 100)).toEqual({ messages: 0, deliveries: 0, attempts: 0, idempotencyKeys: 0, operationalEvents: 0 });
+        expect(await store.purgeExpired(now, now - 30 * DAY, 100)).toEqual({ messages: 0, deliveries: 0, attempts: 0, idempotencyKeys: 0, operationalEvents: 0, sourceEvents: 0 });
       });
 
       it('removes at most one batch per table per pass', async () => {

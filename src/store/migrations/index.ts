@@ -7,6 +7,7 @@
 import type { Kysely } from 'kysely';
 import * as m001 from './001-initial.js';
 import * as m002 from './002-endpoint-rates.js';
+import * as m003 from './003-sources-transformations.js';
 
 export interface Migration {
   name: string;
@@ -16,4 +17,5 @@ export interface Migration {
 export const MIGRATIONS: Migration[] = [
   { name: '001-initial', up: m001.up },
   { name: '002-endpoint-rates', up: m002.up },
+  { name: '003-sources-transformations', up: m003.up },
 ];
