@@ -34,6 +34,15 @@ export interface Config {
   retentionIntervalMs: number;
   logLevel: string;
   production: boolean;
+  transformTimeoutMs: number;
+  transformMemoryBytes: number;
+  transformThreads: number;
+  sessionTtlMs: number;
+  portalTokenTtlMs: number;
+  portalFrameAncestors: string[];
+  portalName: string;
+  portalLogoUrl: string | null;
+  portalAccentColor: string;
 }
 
 export class ConfigError extends Error {}
@@ -126,6 +135,44 @@ function url(raw: string, key: string): string | null {
   return v.replace(/\/$/, '');
 }
 
+/** Origins allowed to frame the customer portal: scheme://host[:port], `*.` wildcards for subdomains. */
+function originList(raw: string, key: string): string[] {
+  const items = raw.split(',').map((s) => s.trim()).filter(Boolean);
+  for (const item of items) {
+    // Strict, because each item is copied into the Content-Security-Policy header: no paths,
+    // spaces, quotes or semicolons that could change the policy.
+    if (!/^https?:\/\/(\*\.)?[a-zA-Z0-9-]+(\.[a-zA-Z0-9-]+)*(:\d{1,5})?$/.test(item)) {
+      throw new ConfigError(`${key}: "${item}" is not an origin; write it like https://app.example.com or https://*.example.com (no path).`);
+    }
+  }
+  return items;
+}
+
+/** A CSS colour for the portal's accent: exactly #rrggbb. */
+export function parseAccentColor(raw: string, key: string): string {
+  const v = raw.trim();
+  if (!/^#[0-9a-fA-F]{6}$/.test(v)) throw new ConfigError(`${key}="${raw}" is not a colour; write it as #rrggbb, e.g. #4f46e5.`);
+  return v.toLowerCase();
+}
+
+/**
+ * A logo URL: https only (the portal's Content-Security-Policy allows images from https: and
+ * nothing else outside Koppel), no credentials, at most 2048 characters. Returns the problem or null.
+ */
+export function checkLogoUrl(raw: string): string | null {
+  const v = raw.trim();
+  if (v.length > 2048) return 'is longer than 2048 characters';
+  let u: URL;
+  try {
+    u = new URL(v);
+  } catch {
+    return 'is not a valid URL';
+  }
+  if (u.protocol !== 'https:') return 'must be an https:// URL';
+  if (u.username || u.password) return 'must not contain credentials';
+  return null;
+}
+
 /** Every setting with its default; the source of truth for docs/configuration.md. */
 export const SETTINGS = {
   port: { key: 'KOPPEL_PORT', default: '8071', description: 'TCP port the HTTP server listens on.', parse: int(0, 65535) },
@@ -153,6 +200,15 @@ export const SETTINGS = {
   retentionIntervalMs: { key: 'KOPPEL_RETENTION_INTERVAL', default: '300', description: 'Seconds between runs of the background job that purges what is past its retention, in small batches.', parse: seconds(0.05, 86400) },
   logLevel: { key: 'KOPPEL_LOG_LEVEL', default: 'info', description: 'Log level: fatal, error, warn, info, debug, trace or silent.', parse: (r: string, k: string) => { if (!['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].includes(r)) throw new ConfigError(`${k}="${r}" is not a log level; use one of fatal, error, warn, info, debug, trace, silent.`); return r; } },
   production: { key: 'KOPPEL_PRODUCTION', default: 'false', description: 'Production mode: refuse to start without KOPPEL_SECRET_KEY instead of generating one.', parse: bool },
+  transformTimeoutMs: { key: 'KOPPEL_TRANSFORM_TIMEOUT', default: '1', description: 'Seconds one run of an endpoint transformation (JavaScript or JSONata) may take; a run over it fails that attempt.', parse: seconds(0.01, 30) },
+  transformMemoryBytes: { key: 'KOPPEL_TRANSFORM_MEMORY', default: '33554432', description: 'Bytes of memory one JavaScript transformation run may use in its QuickJS sandbox.', parse: int(1048576, 1073741824) },
+  transformThreads: { key: 'KOPPEL_TRANSFORM_THREADS', default: '2', description: 'Worker threads per process that run transformations (started on first use).', parse: int(1, 64) },
+  sessionTtlMs: { key: 'KOPPEL_SESSION_TTL', default: '43200', description: 'Seconds a dashboard sign-in lasts (the session cookie); revoking the API key it was made with ends it sooner.', parse: seconds(60, 30 * 86400) },
+  portalTokenTtlMs: { key: 'KOPPEL_PORTAL_TOKEN_TTL', default: '3600', description: 'Default lifetime in seconds of a customer portal link when the request gives no expiry.', parse: seconds(1, 7 * 86400) },
+  portalFrameAncestors: { key: 'KOPPEL_PORTAL_FRAME_ANCESTORS', default: '', description: 'Comma-separated origins whose pages may embed the customer portal in an iframe (e.g. https://app.example.com); empty allows only Koppel itself. The operator dashboard can never be framed.', parse: originList },
+  portalName: { key: 'KOPPEL_PORTAL_NAME', default: 'Webhooks', description: 'Default name shown at the top of the customer portal; a portal link can override it.', parse: (r: string, k: string) => { const v = r.trim(); if (v.length < 1 || v.length > 64 || /[\u0000-\u001f]/.test(v)) throw new ConfigError(`${k} must be 1 to 64 printable characters.`); return v; } },
+  portalLogoUrl: { key: 'KOPPEL_PORTAL_LOGO_URL', default: '', description: 'Default logo shown in the customer portal (an https URL); a portal link can override it.', parse: (r: string, k: string) => { if (r.trim() === '') return null; const problem = checkLogoUrl(r); if (problem) throw new ConfigError(`${k} ${problem}.`); return r.trim(); } },
+  portalAccentColor: { key: 'KOPPEL_PORTAL_ACCENT_COLOR', default: '#4f46e5', description: 'Default accent colour of the customer portal as #rrggbb; a portal link can override it.', parse: parseAccentColor },
 } satisfies { [K in keyof Config]: Setting<Config[K]> };
 
 /** Reads and validates the configuration; throws ConfigError naming every bad variable. */

@@ -38,6 +38,7 @@ async function main() {
       `  Koppel is running (${config.role}) on ${store}`,
       api ? `  API:       ${config.publicUrl}/api/v1` : `  Metrics:   ${koppel.url}/metrics (this process delivers; it serves no API)`,
       api ? `  API docs:  ${config.publicUrl}/docs` : '',
+      api ? `  Dashboard: ${config.publicUrl}/  (sign in with the admin key)` : '',
       api && config.adminApiKey ? '  Admin key: the value of KOPPEL_ADMIN_API_KEY' : '',
       api && koppel.generatedAdminKey ? `  Admin key: ${koppel.generatedAdminKey}  (kept in ${config.dataDir}/admin.key)` : '',
       '',

@@ -109,6 +109,9 @@ export async function startKoppel(config: Config, opts: { logger?: Logger; liste
   if (opts.listen !== false) {
     const address = await app.listen({ port: config.port, host: config.host });
     url = address.replace('[::]', 'localhost').replace('0.0.0.0', 'localhost');
+    // On a random port (KOPPEL_PORT=0, as in tests) the default public URL names port 0; links
+    // Koppel generates (portal access) must use the real one.
+    if (config.port === 0 && config.publicUrl === 'http://localhost:0') config.publicUrl = url;
   }
   // Deliver only once the (CPU-heavy) HTTP setup is done: attempts started during it would wait
   // on a blocked event loop, time out or outlive their lease, and be sent twice.

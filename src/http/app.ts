@@ -13,6 +13,7 @@ import type { Context } from '../context.js';
 import { ApiError, ERRORS, ValidationFailed, type ValidationItem } from './errors.js';
 import { registerIdempotency } from './idempotency.js';
 import { registerRoutes } from './routes.js';
+import { uiRoutes } from '../ui/static.js';
 
 function makeAjv(coerce: boolean) {
   const ajv = new Ajv({
@@ -185,11 +186,14 @@ export async function buildApp(ctx: Context): Promise<FastifyInstance> {
   app.addHook('onRequest', async (req) => {
     const path = req.url.split('?')[0];
     if (!path.startsWith('/api/v1/') || path.startsWith('/api/v1/health') || path === '/api/v1/openapi.json') return;
+    // Signing in takes the key in the body; logging out must work with an expired session too.
+    if (req.method === 'POST' && (path === '/api/v1/auth/session' || path === '/api/v1/auth/logout')) return;
     req.principal = await ctx.auth.authenticate(req);
   });
   registerIdempotency(app, ctx.store, ctx.config.idempotencyTtlMs);
 
   await registerRoutes(app, ctx);
+  await uiRoutes(app, ctx);
 
   app.get('/api/v1/openapi.json', { schema: { hide: true } }, async () => app.swagger());
   return app;

@@ -17,6 +17,20 @@ export interface Principal {
   environmentId: string;
   applicationId: string | null;
   keyId: string | null;
+  /** How the caller signed in: an API key (the default), a dashboard session cookie or a portal token. */
+  via?: 'key' | 'session' | 'portal';
+  /** A read-only portal token: every write is refused (enforced where the token is checked). */
+  readOnly?: boolean;
+}
+
+/**
+ * Credentials other than API keys, checked by src/sessions/: the dashboard's session cookie and
+ * the customer portal's short-lived tokens. Each method returns null when the request does not
+ * carry that kind of credential, so plain API keys keep working unchanged.
+ */
+export interface CredentialResolver {
+  fromCookie(req: FastifyRequest, auth: Authenticator): Promise<Principal | null>;
+  fromBearer(token: string, req: FastifyRequest): Promise<Principal | null>;
 }
 
 declare module 'fastify' {
@@ -41,6 +55,7 @@ const CACHE_MS = 2_000;
 export class Authenticator {
   private readonly adminHashes: Buffer[];
   private readonly cache = new Map<string, { row: ApiKeyRow | null; at: number }>();
+  private credentials: CredentialResolver | null = null;
 
   constructor(
     private readonly store: Store,
@@ -55,12 +70,33 @@ export class Authenticator {
     else this.cache.clear();
   }
 
+  /** Adds session cookies and portal tokens (src/sessions/) to the accepted credentials. */
+  useCredentials(resolver: CredentialResolver) {
+    this.credentials = resolver;
+  }
+
   async authenticate(req: FastifyRequest): Promise<Principal> {
     const header = req.headers.authorization;
+    if (header === undefined && this.credentials) {
+      const p = await this.credentials.fromCookie(req, this);
+      if (p) return p;
+    }
     const m = header ? /^Bearer\s+(\S+)\s*$/i.exec(header) : null;
     if (!m) throw new ApiError('authentication_failed');
     const token = m[1];
-    const hash = hashApiKey(token);
+    if (this.credentials) {
+      const p = await this.credentials.fromBearer(token, req);
+      if (p) return p;
+    }
+    return this.principalForKeyHash(hashApiKey(token), req);
+  }
+
+  /**
+   * The principal of the API key with this SHA-256 (admin keys included), checked afresh (with
+   * the short cache), so a session made from a key ends when the key is revoked.
+   * @throws ApiError authentication_failed for unknown or revoked keys.
+   */
+  async principalForKeyHash(hash: string, req: FastifyRequest): Promise<Principal> {
     const hashBuf = Buffer.from(hash, 'hex');
     // Compare against every admin key without stopping early, so timing reveals nothing.
     let isAdmin = false;
