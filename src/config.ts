@@ -187,7 +187,7 @@ export const SETTINGS = {
   requestTimeoutMs: { key: 'KOPPEL_REQUEST_TIMEOUT', default: '15', description: 'Whole-exchange deadline for one delivery attempt in seconds (connect, headers and body).', parse: seconds(0.05, 300) },
   maxResponseBytes: { key: 'KOPPEL_MAX_RESPONSE_BYTES', default: '65536', description: 'Bytes of each receiver response body that are stored with the attempt; the rest is discarded and the attempt is marked truncated.', parse: int(0, 1048576) },
   allowedNetworks: { key: 'KOPPEL_ALLOWED_NETWORKS', default: '', description: 'Comma-separated CIDR blocks that deliveries may reach even though they are private, loopback or otherwise blocked (e.g. 127.0.0.0/8 for local testing).', parse: cidrList },
-  endpointConcurrency: { key: 'KOPPEL_ENDPOINT_CONCURRENCY', default: '20', description: 'Maximum attempts in flight to one endpoint from one worker process.', parse: int(1, 10000) },
+  endpointConcurrency: { key: 'KOPPEL_ENDPOINT_CONCURRENCY', default: '100', description: 'Maximum attempts in flight to one endpoint from one worker process (also its connection pool size); give a fragile receiver a rateLimit instead of lowering this for all.', parse: int(1, 10000) },
   workerConcurrency: { key: 'KOPPEL_WORKER_CONCURRENCY', default: '1000', description: 'Maximum attempts in flight in one worker process.', parse: int(1, 100000) },
   claimBatchSize: { key: 'KOPPEL_CLAIM_BATCH', default: '50', description: 'Deliveries claimed per database round trip.', parse: int(1, 1000) },
   leaseMs: { key: 'KOPPEL_LEASE', default: '60', description: 'Seconds a claimed delivery stays leased to a worker before another may take it; must exceed the request timeout.', parse: seconds(1, 3600) },

@@ -137,7 +137,12 @@ if (!DB) {
       expect(missing()).toBe(0);
       console.log('all delivered ms', Date.now() - t0);
 
-      // Duplicates: only deliveries the killed worker had leased.
+      // Duplicates: only where an attempt's outcome was unknown to Koppel, i.e. deliveries the
+      // killed worker had leased, and attempts recorded as failed (a timeout on this loaded
+      // machine) although the request reached the receiver. Each such case explains at most one.
+      await new Promise((r) => setTimeout(r, 500));
+      const failedRows = await db.query(`select message_id, endpoint_id, count(*)::int as n from attempts where status = 2 group by message_id, endpoint_id`);
+      const failedAttempts = new Map<string, number>(failedRows.rows.map((r) => [`${r.endpoint_id}/${r.message_id}`, r.n]));
       const epIds = (await api1.api('GET', `/api/v1/app/${app.body.id}/endpoint`)).body.data.map((e: { id: string; url: string }) => e);
       let duplicates = 0;
       for (const r of receivers) {
@@ -145,15 +150,17 @@ if (!DB) {
         for (const [id, n] of r.counts) {
           if (n > 1) {
             duplicates += n - 1;
-            expect(leasedAtKill.has(`${ep.id}/${id}`), `duplicate ${id} at ${ep.id} was not leased by the killed worker`).toBe(true);
+            const key = `${ep.id}/${id}`;
+            const explained = (leasedAtKill.has(key) ? 1 : 0) + (failedAttempts.get(key) ?? 0);
+            expect(n - 1, `duplicate ${id} at ${ep.id}: neither leased by the killed worker nor after a failed attempt`).toBeLessThanOrEqual(explained);
           }
         }
       }
-      expect(duplicates).toBeLessThanOrEqual(leasedAtKill.size);
+      const failedTotal = [...failedAttempts.values()].reduce((a, b) => a + b, 0);
+      expect(duplicates).toBeLessThanOrEqual(leasedAtKill.size + failedTotal);
 
       // Every attempt recorded once: exactly one successful attempt row per delivery, and no more
       // attempt rows than requests the receivers saw.
-      await new Promise((r) => setTimeout(r, 500));
       const perDelivery = await db.query(`select count(*)::int as n from attempts where status = 0 group by message_id, endpoint_id having count(*) <> 1`);
       expect(perDelivery.rows).toEqual([]);
       const successes = await db.query(`select count(*)::int as n from attempts where status = 0`);
@@ -161,7 +168,7 @@ if (!DB) {
       const received = receivers.reduce((n, r) => n + [...r.counts.values()].reduce((a, b) => a + b, 0), 0);
       const allAttempts = await db.query(`select count(*)::int as n from attempts`);
       expect(allAttempts.rows[0].n).toBeLessThanOrEqual(received);
-      console.log(`multi-process: ${acked.size} acknowledged, ${received} requests received, ${duplicates} duplicates, ${leasedAtKill.size} leased by the killed worker`);
+      console.log(`multi-process: ${acked.size} acknowledged, ${received} requests received, ${duplicates} duplicates, ${leasedAtKill.size} leased by the killed worker, ${failedTotal} failed attempts`);
     }, 240_000);
   });
 }
