@@ -6,6 +6,7 @@
  *
  *   npm run screenshots          (builds the web UI first)
  */
+import crypto from 'node:crypto';
 import fs from 'node:fs';
 import http from 'node:http';
 import os from 'node:os';
@@ -79,6 +80,40 @@ async function main() {
       const t = types[i % types.length];
       await api('POST', '/api/v1/app/acme/msg', { eventType: t.name, payload: { ...t.example, seq: i }, ...(t.name === 'customer.updated' ? { channels: ['sales'] } : {}) });
     }
+    // A WooCommerce source with every kind of entry in its log, and an accounting endpoint that
+    // maps its orders with a mapping table and logs in with an API key.
+    const wcSecret = 'screenshot-woocommerce-secret';
+    const shop = await api('POST', '/api/v1/app/acme/source', { name: 'Webshop (WooCommerce)', description: 'Orders from shop.acme.example', provider: 'woocommerce', secret: wcSecret });
+    const books = await api('POST', '/api/v1/app/acme/endpoint', { url: `${ok.url}/boekhouding`, description: 'Boekhouding (accounting)', filterTypes: ['order.created'] });
+    await api('PUT', `/api/v1/app/acme/endpoint/${books.id}/auth`, { type: 'api-key', header: 'X-Api-Key', key: 'screenshot-accounting-key' });
+    await api('PATCH', `/api/v1/app/acme/endpoint/${books.id}/transformation`, {
+      mapping: {
+        fields: [
+          { source: 'id', target: 'factuur.referentie' },
+          { source: 'billing.email', target: 'klant.email' },
+          { source: 'billing.last_name', target: 'klant.naam' },
+          { source: 'klantstatus', target: 'klant.status', values: { 'Actieve Klant': 'actief', 'Oud-klant': 'inactief' }, default: 'onbekend' },
+          { source: 'currency', target: 'factuur.valuta', default: 'EUR' },
+          { expression: '$number(total)', target: 'factuur.totaal' },
+          { value: 'webshop', target: 'bron' },
+          { source: 'billing.phone', target: null, note: 'geen telefoonveld in het boekhoudpakket' },
+        ],
+      },
+    });
+    const ingest = (body: string, headers: Record<string, string>) => fetch(`${base}/in/${shop.id}`, { method: 'POST', headers, body });
+    const wc = (body: string, delivery: string, secret = wcSecret) => ingest(body, {
+      'content-type': 'application/json', 'x-wc-webhook-topic': 'order.created', 'x-wc-webhook-delivery-id': delivery,
+      'x-wc-webhook-signature': crypto.createHmac('sha256', secret).update(body).digest('base64'),
+    });
+    await ingest('webhook_id=12', { 'content-type': 'application/x-www-form-urlencoded' });
+    const orders = [
+      { id: 5121, status: 'processing', currency: 'EUR', total: '129.95', klantstatus: 'Actieve Klant', billing: { first_name: 'Sanne', last_name: 'de Vries', email: 'sanne@example.nl', phone: '+31 20 555 0101' }, line_items: [{ sku: 'MUG-01', quantity: 2 }] },
+      { id: 5122, status: 'processing', currency: 'EUR', total: '54.00', klantstatus: 'Oud-klant', billing: { first_name: 'Daan', last_name: 'Jansen', email: 'daan@example.nl', phone: '+31 30 555 0199' }, line_items: [{ sku: 'TEE-M', quantity: 1 }] },
+    ];
+    await wc(JSON.stringify(orders[0]), '901');
+    await wc(JSON.stringify(orders[0]), '901');
+    await wc(JSON.stringify(orders[1]), '902', 'an-old-secret');
+    await wc(JSON.stringify(orders[1]), '903');
     await new Promise((r) => setTimeout(r, 3000));
     const msgs = await api('GET', '/api/v1/app/acme/msg?limit=20&event_types=order.shipped');
     const portal = await api('POST', '/api/v1/auth/app-portal-access/acme', { expiry: 3600, branding: { name: 'Acme Cloud', accentColor: '#0f766e' } });
@@ -113,6 +148,18 @@ async function main() {
       await page.goto(`${base}/apps/acme/messages/${msgs.data[0].id}`);
       await page.locator('details summary').first().click();
       await shot('message.png');
+      await page.goto(`${base}/apps/acme/sources/${shop.id}`);
+      const log = page.getByTestId('source-log');
+      await log.getByText('Rejected').waitFor();
+      await log.locator('summary').filter({ hasText: 'Rejected' }).click();
+      await shot('sources.png');
+      await page.goto(`${base}/apps/acme/endpoints/${books.id}`);
+      const editor = page.getByRole('form', { name: 'Transformation editor' });
+      await editor.getByRole('button', { name: 'Preview' }).click();
+      await page.getByTestId('preview-result').first().waitFor();
+      await page.waitForTimeout(400);
+      await page.locator('section').filter({ has: editor }).screenshot({ path: path.join(OUT, 'transformation.png') });
+      console.log('docs/screenshots/transformation.png');
       await page.goto(`${base}/event-types`);
       await page.getByText('invoice.created').waitFor();
       await page.locator('details summary').first().click();

@@ -127,6 +127,7 @@ export interface Endpoint {
   channels: string[] | null;
   rateLimit: number | null;
   disabled: boolean;
+  version?: number;
   createdAt: string;
   updatedAt: string;
 }
@@ -183,4 +184,115 @@ export interface MessageDestination extends Endpoint {
   status: number;
   statusText: string;
   nextAttempt: string | null;
+}
+
+// ── Sources, endpoint auth, transformations and versions (Koppel extensions) ─────────────
+
+export const PROVIDERS = ['stripe', 'github', 'shopify', 'woocommerce', 'slack', 'standard-webhooks', 'hmac'] as const;
+export type Provider = (typeof PROVIDERS)[number];
+export interface HmacSettings {
+  header: string;
+  algorithm: 'sha1' | 'sha256' | 'sha512';
+  encoding: 'hex' | 'base64';
+  prefix?: string | null;
+  timestampHeader?: string | null;
+  idHeader?: string | null;
+  signedContent?: string | null;
+}
+export interface Dedupe {
+  by: 'provider' | 'body' | 'expression' | 'none';
+  expression: string | null;
+  windowSeconds: number;
+}
+export interface Source {
+  id: string;
+  uid: string | null;
+  name: string;
+  description: string;
+  provider: Provider;
+  ingestUrl: string;
+  hmac: HmacSettings | null;
+  toleranceSeconds: number;
+  eventTypeExpression: string | null;
+  defaultEventType: string | null;
+  dedupe: Dedupe;
+  channels: string[] | null;
+  disabled: boolean;
+  metadata: Record<string, string>;
+  createdAt: string;
+  updatedAt: string;
+}
+export type SourceEventStatus = 'accepted' | 'duplicate' | 'rejected' | 'ignored';
+export interface SourceEvent {
+  id: string;
+  status: SourceEventStatus;
+  reason: string | null;
+  eventType: string | null;
+  dedupeKey: string | null;
+  messageId: string | null;
+  headers: Record<string, string>;
+  payload: string | null;
+  bodyBytes: number;
+  timestamp: string;
+}
+
+export interface EndpointAuth {
+  type: 'none' | 'api-key' | 'bearer' | 'basic';
+  header: string | null;
+  username: string | null;
+}
+
+export interface MappingField {
+  target: string | null;
+  source?: string;
+  expression?: string;
+  value?: unknown;
+  values?: Record<string, unknown>;
+  default?: unknown;
+  note?: string;
+}
+export interface MappingTable {
+  fields: MappingField[];
+}
+export type TransformationKind = 'javascript' | 'jsonata' | 'mapping';
+export interface Transformation {
+  code: string | null;
+  enabled: boolean;
+  kind: TransformationKind | null;
+  expression: string | null;
+  mapping: MappingTable | null;
+  targetSchema: Record<string, unknown> | null;
+  updatedAt: string | null;
+}
+export interface PreviewResult {
+  messageId: string | null;
+  eventType: string;
+  ok: boolean;
+  input: unknown;
+  output: unknown;
+  error: string | null;
+  errorKind: string | null;
+  durationMs: number;
+  missingRequiredFields: string[];
+  schemaErrors: string[];
+}
+export interface PreviewOut {
+  kind: string;
+  compiled: string | null;
+  results: PreviewResult[];
+  unmappedSourceFields: string[];
+  notMappableFields: string[];
+  missingRequiredFields: string[];
+}
+export interface EndpointVersion {
+  version: number;
+  reason: string;
+  current: boolean;
+  createdAt: string;
+  url: string;
+  eventTypes: string[] | null;
+  channels: string[] | null;
+  auth: EndpointAuth;
+  transformation: { kind: string; enabled: boolean; code: string | null; expression: string | null; mapping: MappingTable | null } | null;
+  changes: { field: string; from: unknown; to: unknown }[];
 }

@@ -8,7 +8,7 @@
  */
 import {
   useEffect, useId, useRef, useState,
-  type ButtonHTMLAttributes, type InputHTMLAttributes, type ReactNode, type SelectHTMLAttributes, type TextareaHTMLAttributes,
+  type ComponentProps, type InputHTMLAttributes, type ReactNode, type SelectHTMLAttributes, type TextareaHTMLAttributes,
 } from 'react';
 
 export const cx = (...c: (string | false | null | undefined)[]) => c.filter(Boolean).join(' ');
@@ -21,7 +21,7 @@ const variants: Record<Variant, string> = {
   ghost: 'bg-transparent text-slate-700 border-transparent hover:bg-slate-100',
 };
 
-export function Button({ variant = 'secondary', className, busy, children, ...rest }: ButtonHTMLAttributes<HTMLButtonElement> & { variant?: Variant; busy?: boolean }) {
+export function Button({ variant = 'secondary', className, busy, children, ...rest }: ComponentProps<'button'> & { variant?: Variant; busy?: boolean }) {
   return (
     <button
       type="button"

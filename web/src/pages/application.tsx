@@ -36,6 +36,7 @@ export function ApplicationPage({ appId }: { appId: string }) {
         actions={
           <>
             {scope.mode === 'dashboard' && <Link className="inline-flex min-h-10 items-center rounded-md border border-slate-300 bg-white px-3 text-sm font-medium" href={`${base}/messages`}>Messages</Link>}
+            {scope.mode === 'dashboard' && <Link className="inline-flex min-h-10 items-center rounded-md border border-slate-300 bg-white px-3 text-sm font-medium" href={`${base}/sources`}>Sources</Link>}
             {scope.mode === 'dashboard' && scope.canManageEnvironment && <Button onClick={() => setPortal(true)}>Customer portal link</Button>}
             {!scope.readOnly && <Button variant="primary" onClick={() => setAdding(true)}>Add endpoint</Button>}
           </>

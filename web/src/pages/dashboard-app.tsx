@@ -12,6 +12,7 @@ import { ApplicationsPage } from './applications';
 import { EndpointPage } from './endpoint';
 import { EventTypesPage } from './event-types';
 import { MessagePage, MessagesPage } from './messages';
+import { SourcePage, SourcesPage } from './sources';
 
 type State = { status: 'loading' } | { status: 'signed-out'; reason?: string } | { status: 'signed-in'; session: SessionOut };
 
@@ -154,6 +155,8 @@ function Shell({ session, onSignOut }: { session: SessionOut; onSignOut: () => v
   if ((m = match('/apps/:app/endpoints/:ep', path))) page = <EndpointPage appId={m.app} endpointId={m.ep} />;
   else if ((m = match('/apps/:app/messages/:msg', path))) page = <MessagePage appId={m.app} msgId={m.msg} />;
   else if ((m = match('/apps/:app/messages', path))) page = <MessagesPage appId={m.app} />;
+  else if ((m = match('/apps/:app/sources/:src', path))) page = <SourcePage appId={m.app} sourceId={m.src} />;
+  else if ((m = match('/apps/:app/sources', path))) page = <SourcesPage appId={m.app} />;
   else if ((m = match('/apps/:app', path))) page = <ApplicationPage appId={m.app} />;
   else if (path === '/event-types') page = <EventTypesPage />;
   else if (path === '/' && !appOnly) page = <ApplicationsPage />;

@@ -6,7 +6,10 @@ import { useEffect, useState, type FormEvent } from 'react';
 import { useMutation, useQuery, useQueryClient } from '@tanstack/react-query';
 import { api, enc, type Attempt, type Endpoint, type HealthOut, type ListOut, type Message } from '../api';
 import { DeliveryChart } from '../components/chart';
+import { AuthCard } from '../components/endpoint-auth';
 import { EndpointForm, useCatalogue } from '../components/endpoint-form';
+import { EndpointVersions } from '../components/endpoint-versions';
+import { TransformationCard } from '../components/transformation-editor';
 import {
   Badge, Button, Card, CodeBlock, CopyButton, Dialog, Empty, ErrorBox, Field, HealthBadge, Loading, Notice, PageHeader, Select, StatusBadge, Table, Td, TextField,
   formatMs, formatPercent, formatTime, fromLocalInput, prettyText, toLocalInput,
@@ -64,7 +67,7 @@ export function EndpointPage({ appId, endpointId }: { appId: string; endpointId:
         )}
       />
       <ErrorBox error={toggle.error} />
-      <div className="grid gap-4 lg:grid-cols-2">
+      <div className="grid grid-cols-1 gap-4 lg:grid-cols-2">
         <Card title="Health, last 24 hours" className="lg:col-span-2">
           {h ? (
             <div className="flex flex-col gap-4">
@@ -91,12 +94,16 @@ export function EndpointPage({ appId, endpointId }: { appId: string; endpointId:
             <dt className="text-slate-500">Channels</dt><dd className="break-words">{e.channels ? e.channels.join(', ') : 'All'}</dd>
             <dt className="text-slate-500">Rate limit</dt><dd>{e.rateLimit ? `${e.rateLimit}/s` : 'None'}</dd>
             <dt className="text-slate-500">Status</dt><dd>{e.disabled ? 'Disabled' : 'Enabled'}</dd>
+            {e.version !== undefined && <><dt className="text-slate-500">Version</dt><dd>{e.version}</dd></>}
           </dl>
           <Headers appId={appId} endpointId={endpointId} />
         </Card>
         <SecretCard path={path} />
+        <AuthCard appId={appId} endpointId={endpointId} />
         {!scope.readOnly && <TestEvent appId={appId} endpoint={e} />}
         {!scope.readOnly && <Recover path={path} />}
+        <TransformationCard appId={appId} endpointId={endpointId} />
+        <EndpointVersions appId={appId} endpointId={endpointId} />
         <Card title="Recent attempts" className="lg:col-span-2"><Attempts appId={appId} endpointId={endpointId} /></Card>
       </div>
       <Dialog open={editing} onClose={() => setEditing(false)} title="Edit endpoint" wide>

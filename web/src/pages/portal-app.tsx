@@ -16,6 +16,7 @@ import { NotFound } from './dashboard-app';
 import { EndpointPage } from './endpoint';
 import { EventTypesPage } from './event-types';
 import { MessagePage, MessagesPage } from './messages';
+import { SourcePage, SourcesPage } from './sources';
 
 const STORAGE_KEY = 'koppel.portal.token';
 
@@ -106,6 +107,7 @@ function PortalShell({ session, onSignOut }: { session: SessionOut; onSignOut: (
   const nav = [
     { href: '/portal', label: 'Endpoints', active: path === '/portal' || path.startsWith('/portal/endpoints') },
     { href: '/portal/messages', label: 'Messages', active: path.startsWith('/portal/messages') },
+    { href: '/portal/sources', label: 'Sources', active: path.startsWith('/portal/sources') },
     { href: '/portal/event-types', label: 'Event catalogue', active: path.startsWith('/portal/event-types') },
   ];
   let page: ReactNode;
@@ -114,6 +116,8 @@ function PortalShell({ session, onSignOut }: { session: SessionOut; onSignOut: (
   else if ((m = match('/portal/endpoints/:ep', path))) page = <EndpointPage appId={appId} endpointId={m.ep} />;
   else if ((m = match('/portal/messages/:msg', path))) page = <MessagePage appId={appId} msgId={m.msg} />;
   else if (path === '/portal/messages') page = <MessagesPage appId={appId} />;
+  else if ((m = match('/portal/sources/:src', path))) page = <SourcePage appId={appId} sourceId={m.src} />;
+  else if (path === '/portal/sources') page = <SourcesPage appId={appId} />;
   else if (path === '/portal/event-types') page = <EventTypesPage />;
   else page = <NotFound />;
 
