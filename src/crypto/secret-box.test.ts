@@ -25,6 +25,16 @@ describe('SecretBox', () => {
     }
   });
 
+  it('binds a purpose: a value sealed for one purpose (or none) never opens as another', () => {
+    const box = SecretBox.fromMasterKey(newKey());
+    const stored = box.encrypt('{"typ":"portal"}');
+    const token = box.encrypt('{"typ":"portal"}', 'token:portal');
+    expect(box.decrypt(token, 'token:portal')).toBe('{"typ":"portal"}');
+    expect(() => box.decrypt(stored, 'token:portal')).toThrow(/authentication failed/);
+    expect(() => box.decrypt(token)).toThrow(/authentication failed/);
+    expect(() => box.decrypt(token, 'token:session')).toThrow(/authentication failed/);
+  });
+
   it('uses the documented format and a fresh IV every time', () => {
     const key = newKey();
     const box = SecretBox.fromMasterKey(key);

@@ -43,6 +43,11 @@ export function keyIdOf(key: Buffer): string {
   return crypto.createHash('sha256').update(key).digest('hex').slice(0, 8);
 }
 
+/** The authenticated data of a sealed value: format version, key id and, when given, purpose. */
+function aad(keyId: string, purpose: string | undefined): Buffer {
+  return Buffer.from(purpose === undefined ? `${VERSION}:${keyId}` : `${VERSION}:${keyId}:${purpose}`, 'utf8');
+}
+
 /** Seals and opens short secrets with AES-256-GCM under a rotatable set of 32-byte keys. */
 export class SecretBox {
   private readonly keys = new Map<string, Buffer>();
@@ -98,12 +103,16 @@ export class SecretBox {
     return this.currentId;
   }
 
-  /** Encrypts a string under the current key with a fresh random IV. */
-  encrypt(plain: string): string {
+  /**
+   * Encrypts a string under the current key with a fresh random IV. `purpose` is bound into the
+   * authenticated data: a value sealed for one purpose (say a stored secret, whose text a user
+   * chooses) never opens as another (a session or portal token). Stored secrets use none.
+   */
+  encrypt(plain: string, purpose?: string): string {
     if (typeof plain !== 'string') throw new TypeError('SecretBox.encrypt expects a string.');
     const iv = crypto.randomBytes(IV_BYTES);
     const cipher = crypto.createCipheriv('aes-256-gcm', this.keys.get(this.currentId)!, iv, { authTagLength: TAG_BYTES });
-    cipher.setAAD(Buffer.from(`${VERSION}:${this.currentId}`, 'utf8'));
+    cipher.setAAD(aad(this.currentId, purpose));
     const ciphertext = Buffer.concat([cipher.update(plain, 'utf8'), cipher.final()]);
     const tag = cipher.getAuthTag();
     return [VERSION, this.currentId, iv.toString('base64url'), ciphertext.toString('base64url'), tag.toString('base64url')].join(':');
@@ -114,7 +123,7 @@ export class SecretBox {
    * @throws Error if the value is malformed, sealed with an unknown key, or fails authentication
    *   (tampered, truncated or wrong key) — never returns unauthenticated data.
    */
-  decrypt(sealed: string): string {
+  decrypt(sealed: string, purpose?: string): string {
     if (typeof sealed !== 'string') throw new Error('Cannot decrypt secret: expected a sealed string.');
     const parts = sealed.split(':');
     if (parts.length !== 5 || parts[0] !== VERSION) {
@@ -133,7 +142,7 @@ export class SecretBox {
     }
     // authTagLength pins the tag size so a truncated tag cannot be accepted.
     const decipher = crypto.createDecipheriv('aes-256-gcm', key, iv, { authTagLength: TAG_BYTES });
-    decipher.setAAD(Buffer.from(`${VERSION}:${keyId}`, 'utf8'));
+    decipher.setAAD(aad(keyId, purpose));
     decipher.setAuthTag(tag);
     try {
       return Buffer.concat([decipher.update(ciphertext), decipher.final()]).toString('utf8');

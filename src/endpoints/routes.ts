@@ -18,7 +18,7 @@ import {
 import { currentSecret, rotateSecrets, sealNewSecrets } from './secrets.js';
 import { sendExample } from '../messages/send-example.js';
 import { MessageOut } from '../messages/schemas.js';
-import { saveEndpoint, versionRow } from './versions.js';
+import { concurrentChange, saveEndpoint, versionRow } from './versions.js';
 import { RESERVED_HEADERS } from './reserved-headers.js';
 
 export const EndpointParams = Type.Object({ app_id: Uid('Application id or uid.'), endpoint_id: Uid('Endpoint id or uid.') });
@@ -196,7 +196,7 @@ export function endpointRoutes(app: FastifyInstance, ctx: Context) {
   }, async (req, reply) => {
     const { ep } = await loadEndpoint(ctx, req.principal, req.params.app_id, req.params.endpoint_id);
     checkHeaders(req.body.headers, ['body', 'headers']);
-    await ctx.store.updateEndpoint({ ...ep, headers: JSON.stringify(lowerKeys(req.body.headers)), updated_at: Date.now() });
+    if ((await ctx.store.updateEndpoint(ep.app_id, ep.id, { headers: JSON.stringify(lowerKeys(req.body.headers)), updated_at: Date.now() })) !== 'ok') throw concurrentChange();
     return reply.code(204).send(null);
   });
 
@@ -211,7 +211,8 @@ export function endpointRoutes(app: FastifyInstance, ctx: Context) {
       else next[k.toLowerCase()] = v;
     }
     checkHeaders(next, ['body', 'headers']);
-    await ctx.store.updateEndpoint({ ...ep, headers: JSON.stringify(next), updated_at: Date.now() });
+    // Fenced on the headers it merged into, so a concurrent header change is not lost.
+    if ((await ctx.store.updateEndpoint(ep.app_id, ep.id, { headers: JSON.stringify(next), updated_at: Date.now() }, { headers: ep.headers })) !== 'ok') throw concurrentChange();
     return reply.code(204).send(null);
   });
 
@@ -234,7 +235,9 @@ export function endpointRoutes(app: FastifyInstance, ctx: Context) {
     checkSecret(b.key, ['body', 'key']);
     const now = Date.now();
     const graceMs = (b.gracePeriodSeconds ?? 86400) * 1000;
-    await ctx.store.updateEndpoint({ ...ep, secrets: rotateSecrets(ctx.box, ep.secrets, b.key, graceMs, now), updated_at: now });
+    // Fenced on the secrets it rotated from: two rotations at once must not both answer 204
+    // while one of the new keys is silently lost.
+    if ((await ctx.store.updateEndpoint(ep.app_id, ep.id, { secrets: rotateSecrets(ctx.box, ep.secrets, b.key, graceMs, now), updated_at: now }, { secrets: ep.secrets })) !== 'ok') throw concurrentChange();
     return reply.code(204).send(null);
   });
 

@@ -77,14 +77,26 @@ export async function saveEndpoint(ctx: Context, before: EndpointRow, after: End
   const a = snapshotOf(after);
   const b = snapshotOf(before);
   const changed = a.url !== b.url || JSON.stringify(a.eventTypes) !== JSON.stringify(b.eventTypes) || JSON.stringify(a.channels) !== JSON.stringify(b.channels) || !sameAuth(ctx, a.auth, b.auth) || !sameTransformation(a.transformation, b.transformation);
-  const uidTaken = () => new ApiError('conflict', `An endpoint with uid "${after.uid}" already exists in this application; choose another uid.`);
-  if (!changed) {
-    if (!(await ctx.store.updateEndpoint({ ...after, version: before.version }))) throw uidTaken();
-    return { ...after, version: before.version };
+  // Only what this change touched is written, so a concurrent change to other fields (a secret
+  // rotation, custom headers) is never overwritten with the values this request read.
+  const fields = changedFields(before, after);
+  const r = changed
+    ? await ctx.store.saveEndpointVersion(before.app_id, before.id, { ...fields, version: before.version + 1 }, versionRow({ ...after, version: before.version + 1 }, reason, after.updated_at))
+    : await ctx.store.updateEndpoint(before.app_id, before.id, fields);
+  if (r === 'uid_taken') throw new ApiError('conflict', `An endpoint with uid "${after.uid}" already exists in this application; choose another uid.`);
+  if (r === 'stale') throw concurrentChange();
+  return { ...after, version: changed ? before.version + 1 : before.version };
+}
+
+/** 409 for a change that lost a race with another one to the same endpoint. */
+export const concurrentChange = () => new ApiError('conflict', 'The endpoint was changed by another request at the same time; load it again and repeat the change.');
+
+/** The columns whose values differ between two states of an endpoint row. */
+function changedFields(before: EndpointRow, after: EndpointRow): Partial<EndpointRow> {
+  const out: Partial<Record<keyof EndpointRow, unknown>> = {};
+  for (const k of Object.keys(after) as (keyof EndpointRow)[]) {
+    if (k === 'id' || k === 'app_id' || k === 'environment_id' || k === 'created_at' || k === 'version') continue;
+    if (after[k] !== before[k]) out[k] = after[k];
   }
-  const next = { ...after, version: before.version + 1 };
-  const r = await ctx.store.saveEndpointVersion(next, versionRow(next, reason, next.updated_at));
-  if (r === 'uid_taken') throw uidTaken();
-  if (r === 'stale') throw new ApiError('conflict', 'The endpoint was changed by another request at the same time; load it again and repeat the change.');
-  return next;
+  return out as Partial<EndpointRow>;
 }

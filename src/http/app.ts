@@ -152,6 +152,9 @@ export async function buildApp(ctx: Context): Promise<FastifyInstance> {
     if (fe.statusCode && fe.statusCode >= 400 && fe.statusCode < 500) {
       return reply.code(fe.statusCode).send({ code: 'bad_request', detail: fe.message });
     }
+    if (ctx.store.isInvalidText(error)) {
+      return reply.code(400).send({ code: 'invalid_text', detail: ERRORS.invalid_text.detail });
+    }
     if (ctx.store.isUnavailable(error)) {
       ctx.log.warn({ err: error, url: req.url, method: req.method }, 'database unavailable');
       return reply.code(503).header('retry-after', '1').send({ code: 'unavailable', detail: ERRORS.unavailable.detail });

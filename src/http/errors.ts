@@ -12,6 +12,7 @@ export const ERRORS = {
   idempotency_key_reused: { status: 422, detail: 'This idempotency-key was already used with a different request body or path; use a new key for a different request.' },
   validation: { status: 422, detail: 'The request did not validate.' },
   bad_request: { status: 400, detail: 'The request is malformed.' },
+  invalid_text: { status: 400, detail: 'A text value contains the NUL character (\\u0000), which cannot be stored; remove it and send the request again.' },
   invalid_json: { status: 400, detail: 'The request body is not valid JSON: send a UTF-8 JSON document with Content-Type: application/json.' },
   unsupported_media_type: { status: 415, detail: 'Send the body as JSON with Content-Type: application/json.' },
   payload_too_large: { status: 413, detail: 'The request body is too large; split it into smaller requests.' },

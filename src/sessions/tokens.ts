@@ -48,25 +48,29 @@ type Claims = SessionClaims | PortalClaims;
 /** Outcome of opening a token: the claims, or why it was refused (for a precise 401). */
 export type Opened<T> = { ok: true; claims: T } | { ok: false; reason: 'malformed' | 'expired' };
 
+const MAX_TOKEN_LIFE_MS = 30 * 86_400_000;
+
 export class TokenSealer {
   constructor(private readonly box: SecretBox) {}
 
   private seal(claims: Claims): string {
     // base64url of the sealed text: the SecretBox format contains ":" which is not cookie- or
     // URL-fragment-friendly.
-    return Buffer.from(this.box.encrypt(JSON.stringify(claims)), 'utf8').toString('base64url');
+    return Buffer.from(this.box.encrypt(JSON.stringify(claims), `token:${claims.typ}`), 'utf8').toString('base64url');
   }
 
   private open(text: string, typ: Claims['typ'], now: number): Opened<Claims> {
     if (text.length === 0 || text.length > 8192 || !/^[A-Za-z0-9_-]+$/.test(text)) return { ok: false, reason: 'malformed' };
     let claims: Claims;
     try {
-      claims = JSON.parse(this.box.decrypt(Buffer.from(text, 'base64url').toString('utf8'))) as Claims;
+      claims = JSON.parse(this.box.decrypt(Buffer.from(text, 'base64url').toString('utf8'), `token:${typ}`)) as Claims;
     } catch {
       return { ok: false, reason: 'malformed' };
     }
     if (!claims || claims.typ !== typ || typeof claims.exp !== 'number') return { ok: false, reason: 'malformed' };
     if (claims.exp <= now) return { ok: false, reason: 'expired' };
+    // No token Koppel issues lives longer than this (sessions 30 days, portal links 7 days).
+    if (claims.exp - now > MAX_TOKEN_LIFE_MS) return { ok: false, reason: 'malformed' };
     return { ok: true, claims };
   }
 

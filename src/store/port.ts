@@ -146,6 +146,8 @@ export interface Store {
   readonly dialect: 'sqlite' | 'postgres';
   /** Whether an error from this store means "unavailable right now, retry" (answered with 503). */
   isUnavailable(err: unknown): boolean;
+  /** Whether an error from this store means a text value could not be stored (answered with 400). */
+  isInvalidText(err: unknown): boolean;
   migrate(): Promise<void>;
   ping(): Promise<void>;
   close(): Promise<void>;
@@ -185,14 +187,20 @@ export interface Store {
   listEndpoints(appId: string, page: PageRequest): Promise<Page<EndpointRow>>;
   /** Every enabled endpoint of these applications (for routing new messages). */
   listEnabledEndpoints(appIds: string[]): Promise<EndpointRow[]>;
-  updateEndpoint(row: EndpointRow): Promise<boolean>;
+  /**
+   * Sets only `fields` on the endpoint, and only while its stored values equal `expect` (a fence
+   * for read-modify-write changes such as a secret rotation): 'stale' when they do not (or the
+   * endpoint is gone), 'uid_taken' when a new uid is in use. Writing only what a request changed
+   * keeps concurrent changes to other fields (headers, secrets, versioned settings) intact.
+   */
+  updateEndpoint(appId: string, id: string, fields: Partial<EndpointRow>, expect?: Partial<EndpointRow>): Promise<SaveVersionResult>;
   deleteEndpoint(appId: string, id: string): Promise<void>;
   /**
-   * Replaces an endpoint whose `version` went up by one and records that version, in one
-   * transaction. 'stale' when the stored version is no longer `row.version - 1` (another change
-   * came first), 'uid_taken' when the new uid is taken.
+   * Sets `fields` (which include `version`, one up) and records that version, in one transaction.
+   * 'stale' when the stored version is no longer `fields.version - 1` (another change came
+   * first), 'uid_taken' when the new uid is taken.
    */
-  saveEndpointVersion(row: EndpointRow, version: EndpointVersionRow): Promise<SaveVersionResult>;
+  saveEndpointVersion(appId: string, id: string, fields: Partial<EndpointRow> & { version: number }, version: EndpointVersionRow): Promise<SaveVersionResult>;
   /** Versions of an endpoint, paged by version id (which sorts like the version number). */
   listEndpointVersions(endpointId: string, page: PageRequest): Promise<Page<EndpointVersionRow>>;
   getEndpointVersion(endpointId: string, version: number): Promise<EndpointVersionRow | undefined>;
@@ -227,7 +235,11 @@ export interface Store {
   expungeMessagePayload(appId: string, id: string): Promise<void>;
 
   // deliveries
-  claimDue(owner: string, now: number, leaseUntil: number, limit: number, excludeEndpointIds: string[]): Promise<ClaimedDelivery[]>;
+  /**
+   * Leases up to `limit` due deliveries, earliest due first, leaving out `excludeEndpointIds`;
+   * with `onlyEndpointIds`, only deliveries of those endpoints.
+   */
+  claimDue(owner: string, now: number, leaseUntil: number, limit: number, excludeEndpointIds: string[], onlyEndpointIds?: string[]): Promise<ClaimedDelivery[]>;
   /** Writes attempt rows, delivery states and endpoint health for a batch, in one transaction. */
   settle(batch: Settlement[], opts: SettleOptions): Promise<DisabledEndpoint[]>;
   /** Earliest due_at of any delivery, or null: lets an idle worker sleep exactly until then. */

@@ -57,6 +57,8 @@ export function openPostgresStore(url: string, opts: PostgresOptions = {}): SqlS
         }
       }),
     isUnavailable: isPostgresUnavailable,
+    // 22021: "invalid byte sequence for encoding UTF8: 0x00"; 22P05: untranslatable character.
+    isInvalidText: (e) => ['22021', '22P05'].includes(String((e as { code?: string })?.code ?? '')),
     isUniqueViolation: (e) => (e as { code?: string })?.code === '23505',
     claimLockClause: 'for update skip locked',
     relaxedTransaction: (database, fn) =>

@@ -70,6 +70,8 @@ export interface DialectHooks {
    * retried as it is, so the API answers 503 instead of 500.
    */
   isUnavailable(err: unknown): boolean;
+  /** Whether the database refused a text value it cannot store (PostgreSQL: a NUL character). */
+  isInvalidText(err: unknown): boolean;
   /** SQL fragment appended to the claim sub-select (FOR UPDATE SKIP LOCKED on PostgreSQL). */
   claimLockClause: string;
   close(): Promise<void>;
@@ -109,6 +111,10 @@ export class SqlStore implements Store {
 
   isUnavailable(err: unknown): boolean {
     return this.hooks.isUnavailable(err);
+  }
+
+  isInvalidText(err: unknown): boolean {
+    return this.hooks.isInvalidText(err);
   }
 
   async migrate(): Promise<void> {
@@ -280,8 +286,18 @@ export class SqlStore implements Store {
     }
     return out;
   }
-  updateEndpoint(row: EndpointRow) {
-    return this.insertUnique(() => this.db.updateTable('endpoints').set(row).where('id', '=', row.id).where('app_id', '=', row.app_id).execute());
+  async updateEndpoint(appId: string, id: string, fields: Partial<EndpointRow>, expect: Partial<EndpointRow> = {}): Promise<SaveVersionResult> {
+    let q = this.db.updateTable('endpoints').set(fields).where('id', '=', id).where('app_id', '=', appId);
+    for (const [column, value] of Object.entries(expect) as [keyof EndpointRow, unknown][]) {
+      q = value === null ? q.where(column, 'is', null) : q.where(column, '=', value as never);
+    }
+    try {
+      const r = await q.executeTakeFirst();
+      return Number(r.numUpdatedRows) === 0 ? 'stale' : 'ok';
+    } catch (e) {
+      if (this.hooks.isUniqueViolation(e)) return 'uid_taken';
+      throw e;
+    }
   }
   async deleteEndpoint(appId: string, id: string) {
     await this.db.transaction().execute(async (tx) => {
@@ -292,17 +308,17 @@ export class SqlStore implements Store {
       await tx.deleteFrom('endpoint_versions').where('endpoint_id', '=', id).execute();
     });
   }
-  async saveEndpointVersion(row: EndpointRow, version: EndpointVersionRow): Promise<SaveVersionResult> {
+  async saveEndpointVersion(appId: string, id: string, fields: Partial<EndpointRow> & { version: number }, version: EndpointVersionRow): Promise<SaveVersionResult> {
     try {
       return await this.db.transaction().execute(async (tx) => {
         // Fenced on the previous version so two concurrent changes cannot both claim the next
         // number: the second finds nothing to update and is told to reload.
         const r = await tx
           .updateTable('endpoints')
-          .set(row)
-          .where('id', '=', row.id)
-          .where('app_id', '=', row.app_id)
-          .where('version', '=', row.version - 1)
+          .set(fields)
+          .where('id', '=', id)
+          .where('app_id', '=', appId)
+          .where('version', '=', fields.version - 1)
           .executeTakeFirst();
         if (Number(r.numUpdatedRows) === 0) return 'stale' as const;
         await tx.insertInto('endpoint_versions').values(version).execute();
@@ -310,8 +326,8 @@ export class SqlStore implements Store {
       });
     } catch (e) {
       if (this.hooks.isUniqueViolation(e)) {
-        const current = await this.db.selectFrom('endpoints').select('version').where('id', '=', row.id).executeTakeFirst();
-        return current && Number(current.version) !== row.version - 1 ? 'stale' : 'uid_taken';
+        const current = await this.db.selectFrom('endpoints').select('version').where('id', '=', id).executeTakeFirst();
+        return current && Number(current.version) !== fields.version - 1 ? 'stale' : 'uid_taken';
       }
       throw e;
     }
@@ -465,10 +481,11 @@ export class SqlStore implements Store {
 
   // ── deliveries ───────────────────────────────────────────────────────────────────────────
 
-  async claimDue(owner: string, now: number, leaseUntil: number, limit: number, excludeEndpointIds: string[]): Promise<ClaimedDelivery[]> {
-    const exclude = excludeEndpointIds.length
-      ? sql`and endpoint_id not in (${sql.join(excludeEndpointIds.map((id) => sql`${id}`))})`
-      : sql``;
+  async claimDue(owner: string, now: number, leaseUntil: number, limit: number, excludeEndpointIds: string[], onlyEndpointIds?: string[]): Promise<ClaimedDelivery[]> {
+    if (onlyEndpointIds && onlyEndpointIds.length === 0) return [];
+    const exclude = sql`${
+      excludeEndpointIds.length ? sql`and endpoint_id not in (${sql.join(excludeEndpointIds.map((id) => sql`${id}`))})` : sql``
+    } ${onlyEndpointIds ? sql`and endpoint_id in (${sql.join(onlyEndpointIds.map((id) => sql`${id}`))})` : sql``}`;
     const claimQuery = sql<DeliveryRow>`
       update deliveries
          set status = ${Status.sending}, due_at = ${leaseUntil}, lease_owner = ${owner}, updated_at = ${now}

@@ -55,6 +55,8 @@ export function openSqliteStore(file: string): SqlStore {
     withMigrationLock: (database, fn) => fn(database),
     // SQLITE_BUSY/LOCKED outlast busy_timeout only when another process holds the write lock.
     isUnavailable: (e) => /^SQLITE_(BUSY|LOCKED)/.test(String((e as { code?: string })?.code ?? '')),
+    // SQLite stores any text, NUL included.
+    isInvalidText: () => false,
     isUniqueViolation: (e) => (e as { code?: string })?.code === 'SQLITE_CONSTRAINT_UNIQUE' || (e as { code?: string })?.code === 'SQLITE_CONSTRAINT_PRIMARYKEY',
     claimLockClause: '',
     relaxedTransaction: (database, fn) =>

@@ -86,6 +86,22 @@ describe('bad input', () => {
     await k.close();
   });
 
+  it('a NUL character in a text field → stored (SQLite) or 400 invalid_text (PostgreSQL), never 500', async () => {
+    const r = await k.api('POST', '/api/v1/app', { name: 'Acme\u0000B.V.' });
+    if (k.koppel.ctx.store.dialect === 'postgres') {
+      expect(r.status).toBe(400);
+      expect(r.body).toEqual({ code: 'invalid_text', detail: expect.stringContaining('NUL') });
+    } else {
+      expect(r.status).toBe(201);
+      expect(r.body.name).toBe('Acme\u0000B.V.');
+    }
+    // The same character inside a message payload is JSON and is stored escaped on both.
+    const app = await createApp(k);
+    const m = await k.api('POST', `/api/v1/app/${app.id}/msg`, { eventType: 'a.b', payload: { note: 'x\u0000y' } });
+    expect(m.status).toBe(202);
+    expect((await k.api('GET', `/api/v1/app/${app.id}/msg/${m.body.id}`)).body.payload).toEqual({ note: 'x\u0000y' });
+  });
+
   it('malformed JSON → 400 invalid_json', async () => {
     for (const body of ['{"name":', '{name: "x"}', "{'name':'x'}", '{"name":"x"}}']) {
       const r = await json(`malformed ${body}`, 'POST', '/api/v1/app', body);

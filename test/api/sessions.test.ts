@@ -281,6 +281,16 @@ describe('customer portal access', () => {
     expect((await asPortal('kpp_', 'GET', `/api/v1/app/${a.id}`)).status).toBe(401);
   });
 
+  it('refuses a "token" made from a value sealed for another purpose (a stored secret)', async () => {
+    const a = await createApp(k);
+    // A user can choose the plaintext of a stored secret (a source's secret, say); sealed as a
+    // secret it must never open as a portal token, whatever it says.
+    const claims = { typ: 'portal', env: k.koppel.ctx.defaultEnvironmentId, app: a.id, readOnly: false, branding: {}, exp: Date.now() + 3_600_000 };
+    const sealedSecret = k.koppel.ctx.box.encrypt(JSON.stringify(claims));
+    const forged = `kpp_${Buffer.from(sealedSecret, 'utf8').toString('base64url')}`;
+    expect((await asPortal(forged, 'GET', `/api/v1/app/${a.id}`)).status).toBe(401);
+  });
+
   it('a token whose application was deleted opens nothing', async () => {
     const a = await createApp(k);
     const { token } = await portal(a.id);

@@ -456,11 +456,17 @@ export function storeContract(name: string, open: () => Promise<Store>, dispose:
         const { app } = await seedApp();
         const e1 = await seedEndpoint(app, { uid: 'one' });
         const e2 = await seedEndpoint(app, { uid: 'two' });
-        const changed = { ...e1, url: 'https://example.org/x', disabled: 1, failing_since: T0 + 7, uid: 'uno', updated_at: T0 + 9 };
-        expect(await store.updateEndpoint(changed)).toBe(true);
+        const fields = { url: 'https://example.org/x', disabled: 1, failing_since: T0 + 7, uid: 'uno', updated_at: T0 + 9 };
+        const changed = { ...e1, ...fields };
+        expect(await store.updateEndpoint(app.id, e1.id, fields)).toBe('ok');
         expect(await store.getEndpoint(app.id, 'uno')).toEqual(changed);
-        expect(await store.updateEndpoint({ ...changed, uid: 'two' })).toBe(false);
+        expect(await store.updateEndpoint(app.id, e1.id, { uid: 'two' })).toBe('uid_taken');
         expect(await store.getEndpoint(app.id, e1.id)).toEqual(changed);
+        // Only the given fields are written, and only while the fence holds.
+        expect(await store.updateEndpoint(app.id, e1.id, { headers: '{"x-a":"1"}' }, { secrets: 'not what is stored' })).toBe('stale');
+        expect(await store.updateEndpoint(app.id, e1.id, { headers: '{"x-a":"1"}' }, { secrets: e1.secrets, failing_since: T0 + 7 })).toBe('ok');
+        expect(await store.getEndpoint(app.id, e1.id)).toEqual({ ...changed, headers: '{"x-a":"1"}' });
+        expect(await store.updateEndpoint(app.id, 'ep_missing', { headers: '{}' })).toBe('stale');
 
         const { msg, deliveries: [d1, d2] } = await seedMessage(app, [e1, e2]);
         await store.claimDue('w', T0, T0 + 100, 10, []);
@@ -666,6 +672,20 @@ export function storeContract(name: string, open: () => Promise<Store>, dispose:
         expect(claimed.map((c) => c.delivery.id)).toEqual([deliveries[1].id]);
         const more = await store.claimDue('w', T0, T0 + 1000, 10, [e1.id]);
         expect(more.map((c) => c.delivery.id)).toEqual([deliveries[2].id]);
+      });
+
+      it('claims only the named endpoints when asked to', async () => {
+        const { app } = await seedApp();
+        const e1 = await seedEndpoint(app);
+        const e2 = await seedEndpoint(app);
+        const e3 = await seedEndpoint(app);
+        const { deliveries } = await seedMessage(app, [e1, e2, e3]);
+        expect(await store.claimDue('w', T0, T0 + 1000, 10, [], [])).toEqual([]);
+        const claimed = await store.claimDue('w', T0, T0 + 1000, 10, [], [e3.id, e2.id]);
+        expect(claimed.map((c) => c.delivery.id).sort()).toEqual([deliveries[1].id, deliveries[2].id].sort());
+        const rest = await store.claimDue('w', T0, T0 + 1000, 10, [], [e2.id, e3.id]);
+        expect(rest).toEqual([]);
+        expect((await store.claimDue('w', T0, T0 + 1000, 10, [])).map((c) => c.delivery.id)).toEqual([deliveries[0].id]);
       });
 
       it('never hands one row to two concurrent claimers', async () => {
@@ -1125,7 +1145,7 @@ export function storeContract(name: string, open: () => Promise<Store>, dispose:
         expect(await store.createEndpoint(ep, endpointVersion(ep, 1, { reason: 'created' }))).toBe(true);
         expect(await store.getEndpoint(app.id, ep.id)).toEqual(ep);
         const v2 = endpointVersion(ep, 2);
-        expect(await store.saveEndpointVersion({ ...ep, url: 'https://example.com/v2', version: 2 }, v2)).toBe('ok');
+        expect(await store.saveEndpointVersion(app.id, ep.id, { url: 'https://example.com/v2', version: 2 }, v2)).toBe('ok');
         expect(await store.getEndpoint(app.id, ep.id)).toMatchObject({ url: 'https://example.com/v2', version: 2 });
         expect(await store.getEndpointVersion(ep.id, 2)).toEqual(v2);
         expect(await store.getEndpointVersion(ep.id, 3)).toBeUndefined();
@@ -1139,9 +1159,9 @@ export function storeContract(name: string, open: () => Promise<Store>, dispose:
         const { app } = await seedApp();
         const ep = endpoint(app);
         await store.createEndpoint(ep, endpointVersion(ep, 1));
-        expect(await store.saveEndpointVersion({ ...ep, url: 'https://a.example/', version: 2 }, endpointVersion(ep, 2))).toBe('ok');
+        expect(await store.saveEndpointVersion(app.id, ep.id, { url: 'https://a.example/', version: 2 }, endpointVersion(ep, 2))).toBe('ok');
         // A second writer that also read version 1 must not overwrite the first.
-        expect(await store.saveEndpointVersion({ ...ep, url: 'https://b.example/', version: 2 }, endpointVersion(ep, 2))).toBe('stale');
+        expect(await store.saveEndpointVersion(app.id, ep.id, { url: 'https://b.example/', version: 2 }, endpointVersion(ep, 2))).toBe('stale');
         expect((await store.getEndpoint(app.id, ep.id))!.url).toBe('https://a.example/');
         expect((await store.listEndpointVersions(ep.id, page())).items).toHaveLength(2);
       });
@@ -1152,7 +1172,7 @@ export function storeContract(name: string, open: () => Promise<Store>, dispose:
         const b = endpoint(app, { uid: 'b' });
         await store.createEndpoint(a, endpointVersion(a, 1));
         await store.createEndpoint(b, endpointVersion(b, 1));
-        expect(await store.saveEndpointVersion({ ...b, uid: 'a', version: 2 }, endpointVersion(b, 2))).toBe('uid_taken');
+        expect(await store.saveEndpointVersion(app.id, b.id, { uid: 'a', version: 2 }, endpointVersion(b, 2))).toBe('uid_taken');
         expect((await store.getEndpoint(app.id, b.id))!.uid).toBe('b');
         expect(await store.getEndpointVersion(b.id, 2)).toBeUndefined();
       });
