@@ -44,8 +44,10 @@ export const EndpointAuthOut = Type.Object(
   { $id: 'EndpointAuthOut', description: 'How Koppel authenticates to the endpoint; the secret part is never returned.' },
 );
 
+// What an HTTP header value may hold (visible ASCII, space and tab): anything else is refused by
+// the HTTP client at send time, which would fail every delivery instead of this request.
 const noLineBreaks = (v: string | undefined, loc: string[]) => {
-  if (v !== undefined && /[\r\n\0]/.test(v)) throw invalidField(loc, 'may not contain line breaks or NUL');
+  if (v !== undefined && !/^[\t\x20-\x7e]*$/.test(v)) throw invalidField(loc, 'may contain only printable ASCII characters, spaces and tabs (it is sent in an HTTP header)');
 };
 
 /** Validates an EndpointAuthIn and turns it into what is sealed. */
@@ -56,7 +58,11 @@ export function authFromInput(b: Static<typeof EndpointAuthIn>): StoredAuth {
   const unexpected = (fields: ('header' | 'key' | 'token' | 'username' | 'password')[]) => {
     for (const f of fields) if (b[f] !== undefined) throw invalidField(['body', f], `not used with type "${b.type}"; remove it`, 'value_error.extra');
   };
-  for (const f of ['key', 'token', 'username', 'password'] as const) noLineBreaks(b[f], ['body', f]);
+  for (const f of ['key', 'token'] as const) noLineBreaks(b[f], ['body', f]);
+  // Basic credentials travel base64-encoded (UTF-8), so any text works but control characters.
+  for (const f of ['username', 'password'] as const) {
+    if (b[f] !== undefined && /[\x00-\x1f\x7f]/.test(b[f]!)) throw invalidField(['body', f], 'may not contain control characters');
+  }
   if (b.type === 'api-key') {
     need('header');
     need('key');

@@ -63,7 +63,7 @@ function checkHeaders(headers: Record<string, string | null> | null | undefined,
   for (const name of names) {
     if (RESERVED_HEADERS.test(name)) throw invalidField([...loc, name], `"${name}" is set by Koppel and cannot be overridden`);
     const v = headers[name];
-    if (v !== null && /[\r\n\0]/.test(v)) throw invalidField([...loc, name], 'header values may not contain line breaks or NUL');
+    if (v !== null && !/^[\t\x20-\x7e]*$/.test(v)) throw invalidField([...loc, name], 'header values may contain only printable ASCII characters, spaces and tabs');
   }
 }
 

@@ -33,7 +33,7 @@ const tags = ['Endpoint'];
 export function endpointVersionRoutes(app: FastifyInstance, ctx: Context) {
   const r = app.withTypeProvider<TypeBoxTypeProvider>();
   // Built here, not at module level: this module and endpoints/routes.ts import each other.
-  const VersionParams = Type.Object({ ...EndpointParams.properties, version: Type.Integer({ minimum: 1, description: 'Version number.' }) });
+  const VersionParams = Type.Object({ ...EndpointParams.properties, version: Type.Integer({ minimum: 1, maximum: 2_147_483_647, description: 'Version number.' }) });
   const base = '/api/v1/app/:app_id/endpoint/:endpoint_id/version';
 
   const out = (ep: EndpointRow, v: EndpointVersionRow, prev: EndpointVersionRow | undefined): Static<typeof EndpointVersionOut> => {

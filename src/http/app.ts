@@ -138,7 +138,11 @@ export async function buildApp(ctx: Context): Promise<FastifyInstance> {
       case 'FST_ERR_CTP_BODY_TOO_LARGE':
         return reply.code(413).send({ code: 'payload_too_large', detail: `The request body is larger than ${ctx.config.bodyLimitBytes} bytes; send less per request or raise KOPPEL_BODY_LIMIT.` });
       case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
-        return reply.code(415).send({ code: 'unsupported_media_type', detail: ERRORS.unsupported_media_type.detail });
+        // The public /in/ route takes any media type; only a malformed header gets here from it.
+        return reply.code(415).send({
+          code: 'unsupported_media_type',
+          detail: req.url.startsWith('/in/') ? 'The Content-Type header is malformed; send a valid media type such as application/json.' : ERRORS.unsupported_media_type.detail,
+        });
       case 'FST_ERR_CTP_EMPTY_JSON_BODY':
         return reply.code(400).send({ code: 'invalid_json', detail: 'The body is empty but Content-Type says JSON: send a JSON document or no Content-Type.' });
       case 'FST_ERR_CTP_INVALID_JSON_BODY':

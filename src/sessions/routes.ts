@@ -126,6 +126,10 @@ export class SessionCredentials implements CredentialResolver {
     if (c.readOnly && !SAFE_METHODS.has(req.method)) {
       throw new ApiError('forbidden', 'This portal link is read-only; ask for a link with write access to make changes.');
     }
+    // Looking is not holding the keys: a signing secret lets its holder forge deliveries.
+    if (c.readOnly && /\/endpoint\/[^/]+\/secret\/?$/.test(req.url.split('?')[0])) {
+      throw new ApiError('forbidden', 'A read-only portal link cannot reveal signing secrets; ask for a link with write access.');
+    }
     infoOf.set(req, { expiresAt: c.exp, csrf: null, branding: c.branding });
     return { kind: 'application', environmentId: c.env, applicationId: c.app, keyId: null, via: 'portal', readOnly: c.readOnly };
   }

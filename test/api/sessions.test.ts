@@ -254,6 +254,12 @@ describe('customer portal access', () => {
       expect(r.body.detail).toMatch(/read-only/);
     }
     expect((await k.api('GET', `/api/v1/app/${a.id}/endpoint/${ep.id}`)).body.disabled).toBe(false);
+    // Nor may it reveal the signing secret (which would let its holder forge deliveries).
+    const secret = await asPortal(token, 'GET', `/api/v1/app/${a.id}/endpoint/${ep.id}/secret`);
+    expect(secret.status).toBe(403);
+    expect(secret.body.detail).toMatch(/secret/);
+    const writable = (await portal(a.id)).token;
+    expect((await asPortal(writable, 'GET', `/api/v1/app/${a.id}/endpoint/${ep.id}/secret`)).status).toBe(200);
   });
 
   it('refuses an expired token and a token of another Koppel, and a tampered one', async () => {

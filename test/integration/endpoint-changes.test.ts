@@ -36,6 +36,10 @@ describe('endpoint auth', () => {
     await expect422('PUT', p, { type: 'api-key', key: 'k' }, ['body', 'header']);
     await expect422('PUT', p, { type: 'api-key', header: 'Content-Type', key: 'k' }, ['body', 'header'], /set by Koppel/);
     await expect422('PUT', p, { type: 'api-key', header: 'X-Key', key: 'a\r\nInjected: 1' }, ['body', 'key']);
+    // Characters an HTTP client refuses in a header would fail every delivery instead.
+    await expect422('PUT', p, { type: 'api-key', header: 'X-Key', key: 'abc€\u0001' }, ['body', 'key'], /printable ASCII/);
+    await expect422('PUT', p, { type: 'bearer', token: 'tök' }, ['body', 'token'], /printable ASCII/);
+    await expect422('PUT', p, { type: 'basic', username: 'a\u0007', password: 'p' }, ['body', 'username'], /control characters/);
     await expect422('PUT', p, { type: 'bearer', token: 't', key: 'k' }, ['body', 'key'], /not used with type "bearer"/);
     await expect422('PUT', p, { type: 'basic', username: 'a:b', password: 'p' }, ['body', 'username']);
     await expect422('PUT', p, { type: 'oauth' }, ['body', 'type']);
@@ -128,6 +132,8 @@ describe('versions', () => {
     expect((await k.api('GET', `${base}/version/9`)).status).toBe(404);
     expect((await k.api('POST', `${base}/version/9/rollback`)).status).toBe(404);
     expect((await k.api('GET', `${base}/version/zero`)).status).toBe(422);
+    // Beyond the column's range is a validation error on both stores, not a database error.
+    expect((await k.api('GET', `${base}/version/2147483648`)).status).toBe(422);
     const back = await k.api('POST', `${base}/version/1/rollback`);
     // PUT replaced the description (Svix semantics); rollback restores only versioned fields.
     expect(back.body).toMatchObject({ version: 4, url: `${rcv.url}/v`, filterTypes: null, description: '' });

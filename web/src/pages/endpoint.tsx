@@ -173,6 +173,9 @@ function SecretCard({ path }: { path: string }) {
             <div className="flex flex-wrap gap-2"><CopyButton text={secret.data.key} /><Button onClick={() => setShown(false)}>Hide</Button></div>
           </div>
         ) : secret.error ? <ErrorBox error={secret.error} /> : <Loading />
+      ) : scope.readOnly ? (
+        // The server refuses to reveal secrets to read-only portal links.
+        <p className="text-sm text-slate-600">Ask for a portal link with write access to see the secret.</p>
       ) : (
         <div className="flex items-center gap-2"><code className="text-sm tracking-widest text-slate-400">whsec_••••••••••••</code><Button onClick={() => setShown(true)}>Reveal</Button></div>
       )}
