@@ -235,11 +235,8 @@ export interface Store {
   expungeMessagePayload(appId: string, id: string): Promise<void>;
 
   // deliveries
-  /**
-   * Leases up to `limit` due deliveries, earliest due first, leaving out `excludeEndpointIds`;
-   * with `onlyEndpointIds`, only deliveries of those endpoints.
-   */
-  claimDue(owner: string, now: number, leaseUntil: number, limit: number, excludeEndpointIds: string[], onlyEndpointIds?: string[]): Promise<ClaimedDelivery[]>;
+  /** Leases up to `limit` due deliveries, earliest due first, leaving out `excludeEndpointIds`. */
+  claimDue(owner: string, now: number, leaseUntil: number, limit: number, excludeEndpointIds: string[]): Promise<ClaimedDelivery[]>;
   /** Writes attempt rows, delivery states and endpoint health for a batch, in one transaction. */
   settle(batch: Settlement[], opts: SettleOptions): Promise<DisabledEndpoint[]>;
   /** Earliest due_at of any delivery, or null: lets an idle worker sleep exactly until then. */

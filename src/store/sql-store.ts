@@ -481,11 +481,10 @@ export class SqlStore implements Store {
 
   // ── deliveries ───────────────────────────────────────────────────────────────────────────
 
-  async claimDue(owner: string, now: number, leaseUntil: number, limit: number, excludeEndpointIds: string[], onlyEndpointIds?: string[]): Promise<ClaimedDelivery[]> {
-    if (onlyEndpointIds && onlyEndpointIds.length === 0) return [];
-    const exclude = sql`${
-      excludeEndpointIds.length ? sql`and endpoint_id not in (${sql.join(excludeEndpointIds.map((id) => sql`${id}`))})` : sql``
-    } ${onlyEndpointIds ? sql`and endpoint_id in (${sql.join(onlyEndpointIds.map((id) => sql`${id}`))})` : sql``}`;
+  async claimDue(owner: string, now: number, leaseUntil: number, limit: number, excludeEndpointIds: string[]): Promise<ClaimedDelivery[]> {
+    const exclude = excludeEndpointIds.length
+      ? sql`and endpoint_id not in (${sql.join(excludeEndpointIds.map((id) => sql`${id}`))})`
+      : sql``;
     const claimQuery = sql<DeliveryRow>`
       update deliveries
          set status = ${Status.sending}, due_at = ${leaseUntil}, lease_owner = ${owner}, updated_at = ${now}

@@ -674,20 +674,6 @@ export function storeContract(name: string, open: () => Promise<Store>, dispose:
         expect(more.map((c) => c.delivery.id)).toEqual([deliveries[2].id]);
       });
 
-      it('claims only the named endpoints when asked to', async () => {
-        const { app } = await seedApp();
-        const e1 = await seedEndpoint(app);
-        const e2 = await seedEndpoint(app);
-        const e3 = await seedEndpoint(app);
-        const { deliveries } = await seedMessage(app, [e1, e2, e3]);
-        expect(await store.claimDue('w', T0, T0 + 1000, 10, [], [])).toEqual([]);
-        const claimed = await store.claimDue('w', T0, T0 + 1000, 10, [], [e3.id, e2.id]);
-        expect(claimed.map((c) => c.delivery.id).sort()).toEqual([deliveries[1].id, deliveries[2].id].sort());
-        const rest = await store.claimDue('w', T0, T0 + 1000, 10, [], [e2.id, e3.id]);
-        expect(rest).toEqual([]);
-        expect((await store.claimDue('w', T0, T0 + 1000, 10, [])).map((c) => c.delivery.id)).toEqual([deliveries[0].id]);
-      });
-
       it('never hands one row to two concurrent claimers', async () => {
         const { app } = await seedApp();
         const eps = [await seedEndpoint(app), await seedEndpoint(app), await seedEndpoint(app), await seedEndpoint(app)];
