@@ -20,7 +20,7 @@ import { HttpSender, type SendResult } from './http-sender.js';
 import { nextRetry } from './retry-policy.js';
 import { signatureHeader } from './signature.js';
 import { authHeaders, openAuth } from '../endpoints/auth.js';
-import { limitsOf, sharedSandbox, type SandboxLimits } from '../transformations/sandbox.js';
+import { runLimitsOf, sharedSandbox, worstCaseMs, type SandboxLimits } from '../transformations/sandbox.js';
 import { applyTransformation, parseTransformation, runnableOf, type Runnable } from '../transformations/transformation.js';
 
 const SENSITIVE_HEADER = /(authorization|cookie|token|secret|key|password|credential)/i;
@@ -93,7 +93,7 @@ export class DeliveryWorker {
 
   constructor(private readonly deps: WorkerDeps) {
     const c = deps.config;
-    this.transformLimits = { ...limitsOf(c), maxWaitMs: Math.max(100, Math.min(c.requestTimeoutMs, c.leaseMs - c.requestTimeoutMs - c.transformTimeoutMs - 1000)) };
+    this.transformLimits = { ...runLimitsOf(c), maxWaitMs: Math.max(100, Math.min(c.requestTimeoutMs, c.leaseMs - c.requestTimeoutMs - c.transformTimeoutMs - 1000)) };
     this.sender = new HttpSender({
       allowedNetworks: deps.config.allowedNetworks,
       deadlineMs: deps.config.requestTimeoutMs,
@@ -266,20 +266,40 @@ export class DeliveryWorker {
     return true;
   }
 
-  /** Starts the next delivery waiting for this endpoint; false when none was waiting. */
+  /**
+   * Starts the next delivery waiting for this endpoint that can still finish inside its lease,
+   * handing back those that cannot; false when none was started (the freed slot should claim).
+   */
   private startNextWaiting(endpointId: string): boolean {
-    const q = this.waiting.get(endpointId);
-    if (!q || !this.running) return false;
-    const next = q.shift()!;
-    this.waitingCount--;
-    if (q.length === 0) this.waiting.delete(endpointId);
-    const now = Date.now();
-    // Only start what can finish inside our lease; otherwise another worker may take it meanwhile.
-    const { requestTimeoutMs, leaseMs } = this.deps.config;
-    const margin = requestTimeoutMs + Math.min(1000, (leaseMs - requestTimeoutMs) / 2);
-    if (now + margin < (next.delivery.due_at ?? 0)) this.startAttempt(next);
-    else void this.queueSettlement(this.releaseOf(next, now));
-    return true;
+    for (;;) {
+      const q = this.waiting.get(endpointId);
+      if (!q || !this.running) return false;
+      const next = q.shift()!;
+      this.waitingCount--;
+      if (q.length === 0) this.waiting.delete(endpointId);
+      const now = Date.now();
+      // Only start what can finish inside our lease; otherwise another worker may take it
+      // meanwhile and send it a second time. A transformation comes before the request and can
+      // take its wait for a sandbox thread plus its run up to the hard kill.
+      const { requestTimeoutMs, leaseMs } = this.deps.config;
+      const margin = requestTimeoutMs + this.transformWorstCaseMs(next.endpoint!) + Math.min(1000, (leaseMs - requestTimeoutMs) / 2);
+      if (now + margin < (next.delivery.due_at ?? 0)) {
+        this.startAttempt(next);
+        return true;
+      }
+      void this.queueSettlement(this.releaseOf(next, now));
+    }
+  }
+
+  /** The longest an endpoint's transformation can delay an attempt's request; 0 without one. */
+  private transformWorstCaseMs(ep: EndpointRow): number {
+    try {
+      return this.prepared(ep).transform ? worstCaseMs(this.transformLimits) : 0;
+    } catch {
+      // An endpoint that cannot be prepared (an undecryptable secret) sends nothing: attempt()
+      // reports it without running a transformation.
+      return 0;
+    }
   }
 
   /** Claims again within a few milliseconds, once for everything that happened meanwhile. */

@@ -16,6 +16,7 @@ import { ApiError } from '../http/errors.js';
 import { HttpErrorOut } from '../http/common.js';
 import { newId } from '../lib/ids.js';
 import { Status, type DeliveryRow, type MessageRow, type SourceEventRow, type SourceRow } from '../store/schema.js';
+import { throwIfBusy } from '../transformations/busy.js';
 import { limitsOf, sharedSandbox } from '../transformations/sandbox.js';
 import { verifyRequest, type ProviderName, type Verification } from './providers/index.js';
 import { parseSourceConfig, type SourceConfig } from './source-config.js';
@@ -106,6 +107,10 @@ export class Ingest {
 
   private async expression(code: string, input: unknown): Promise<{ ok: true; value: unknown } | { ok: false; error: string }> {
     const r = await sharedSandbox(this.ctx.config.transformThreads).run('jsonata', code, input, limitsOf(this.ctx.config));
+    // Busy is not the expression's answer: falling back to the default event type or the body
+    // hash would misroute or fail to de-duplicate the event. Nothing is stored yet, so a 503
+    // makes the provider send it again later.
+    throwIfBusy(r);
     return r.ok ? { ok: true, value: r.output } : { ok: false, error: r.error };
   }
 
@@ -128,7 +133,9 @@ export class Ingest {
       await ctx.store.insertSourceEvent({ ...base, status: 'rejected', reason: v.reason });
       throw new ApiError('signature_invalid', `Signature verification failed: ${v.reason}.`);
     }
-    const text = rawBody.toString('utf8');
+    // NUL cannot be stored in a PostgreSQL text column and never occurs in JSON; the logged copy
+    // of such a (non-JSON) body shows it as U+FFFD, so the provider still gets its answer.
+    const text = rawBody.toString('utf8').replace(/\u0000/g, '\uFFFD');
     if (v.ignore) {
       await ctx.store.insertSourceEvent({ ...base, status: 'ignored', reason: v.ignore, event_type: cleanEventType(v.eventType), payload: text });
       return { status: 200, body: v.reply ?? { id: base.id, status: 'ignored', reason: v.ignore } };
@@ -197,7 +204,7 @@ export async function ingressRoutes(app: FastifyInstance, ctx: Context) {
         description: 'Send the webhook exactly as the provider does; the body is verified byte for byte. Answers 200 once the event is stored.',
         security: [],
         params: Type.Object({ source_id: Type.String({ pattern: '^src_[0-9A-Z]{26}$', description: 'The source id from its ingestUrl.' }) }),
-        response: { 200: Type.Unknown({ description: 'IngestOut, or the handshake answer the provider expects (Slack: {challenge}).' }), 400: HttpErrorOut, 401: HttpErrorOut, 403: HttpErrorOut, 404: HttpErrorOut, 413: HttpErrorOut },
+        response: { 200: Type.Unknown({ description: 'IngestOut, or the handshake answer the provider expects (Slack: {challenge}).' }), 400: HttpErrorOut, 401: HttpErrorOut, 403: HttpErrorOut, 404: HttpErrorOut, 413: HttpErrorOut, 503: HttpErrorOut },
       },
     }, async (req: FastifyRequest<{ Params: { source_id: string } }>, reply: FastifyReply) => {
       const source = await ctx.store.getSourceById(req.params.source_id);

@@ -15,6 +15,7 @@ import { IdempotencyHeaders, Uid, errorResponses, iso, notFoundError } from '../
 import { ListResponse, PaginationQuery, isIteratorOf, listPage } from '../http/pagination.js';
 import { newId } from '../lib/ids.js';
 import type { ApplicationRow, SourceEventRow, SourceRow } from '../store/schema.js';
+import { throwIfBusy } from '../transformations/busy.js';
 import { limitsOf, sharedSandbox } from '../transformations/sandbox.js';
 import { DEFAULT_DEDUPE_WINDOW_S, DEFAULT_TOLERANCE_S, parseSourceConfig, sourceOut, type SourceConfig } from './source-config.js';
 import { SourceEventOut, SourceIn, SourceOut, SourcePatch } from './schemas.js';
@@ -54,6 +55,7 @@ async function checkSource(ctx: Context, provider: string, secret: string | unde
   for (const [loc, expr] of [[['body', 'eventTypeExpression'], c.eventTypeExpression], [['body', 'dedupe', 'expression'], c.dedupe.expression]] as const) {
     if (!expr) continue;
     const r = await sandbox.check('jsonata', expr, limitsOf(ctx.config));
+    throwIfBusy(r);
     if (!r.ok) throw invalidField([...loc], `not a valid JSONata expression: ${r.error}`, 'value_error.jsonata');
   }
 }

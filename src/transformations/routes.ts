@@ -11,16 +11,17 @@ import { endpointMatches } from '../endpoints/filter.js';
 import { EndpointParams, loadEndpoint } from '../endpoints/routes.js';
 import { saveEndpoint } from '../endpoints/versions.js';
 import { ValidationFailed, invalidField } from '../http/errors.js';
-import { EventTypeName, IdempotencyHeaders, Nullable, errorResponses, iso } from '../http/common.js';
+import { EventTypeName, HttpErrorOut, IdempotencyHeaders, Nullable, errorResponses, iso } from '../http/common.js';
 import type { EndpointRow } from '../store/schema.js';
 import { MappingTable, checkMapping, compileMapping } from './mapping.js';
 import { preview, type Sample } from './preview.js';
+import { throwIfBusy } from './busy.js';
 import { limitsOf, sharedSandbox } from './sandbox.js';
 import { buildTransformation, parseTransformation, type StoredTransformation, type TransformationKind } from './transformation.js';
 
 const Code = Type.String({ minLength: 1, maxLength: 65536, description: 'JavaScript defining function handler(webhook) { …; return webhook; } (as in Svix).' });
 const Expression = Type.String({ minLength: 1, maxLength: 65536, description: 'A JSONata expression over the payload; its value is sent ($eventType and $messageId are bound).' });
-const TargetSchema = Type.Record(Type.String(), Type.Unknown(), { description: 'JSON Schema of what the target API expects; the preview reports required fields the output lacks.' });
+const TargetSchema = Type.Record(Type.String(), Type.Unknown(), { description: 'JSON Schema of what the target API expects; the preview reports required fields the output lacks (it checks required, properties, items, type and local $refs only).' });
 
 export const EndpointTransformationIn = Type.Object(
   {
@@ -77,6 +78,8 @@ export const TransformationPreviewOut = Type.Object(
         schemaErrors: Type.Array(Type.String()),
       }),
     ),
+    skippedSamples: Type.Integer({ description: "Samples not run because the preview's time budget was spent or the sandbox was busy." }),
+    note: Nullable(Type.String({ description: 'Why samples were skipped, if any were.' })),
     unmappedSourceFields: Type.Array(Type.String({ description: 'Source fields the transformation does not use.' })),
     notMappableFields: Type.Array(Type.String({ description: 'Source fields the mapping marks as not mappable.' })),
     missingRequiredFields: Type.Array(Type.String({ description: 'Required target fields missing from at least one output.' })),
@@ -110,12 +113,15 @@ async function checkCandidate(ctx: Context, kind: TransformationKind, field: 'co
     for (const [i, f] of b.mapping!.fields.entries()) {
       if (f.expression === undefined) continue;
       const r = await sharedSandbox(ctx.config.transformThreads).check('jsonata', f.expression, limitsOf(ctx.config));
+      throwIfBusy(r);
       if (!r.ok) throw invalidField(['body', 'mapping', 'fields', i, 'expression'], `not a valid JSONata expression: ${r.error}`, 'value_error.jsonata');
     }
   } else {
     code = kind === 'javascript' ? b.code! : b.expression!;
   }
   const r = await sharedSandbox(ctx.config.transformThreads).check(kind === 'javascript' ? 'javascript' : 'jsonata', code, limitsOf(ctx.config));
+  // A busy sandbox says nothing about the code: 503 and retry, not a 422 on the field.
+  throwIfBusy(r);
   if (!r.ok) throw invalidField(['body', field], kind === 'javascript' ? `the JavaScript does not load: ${r.error}` : `not a valid JSONata expression: ${r.error}`, kind === 'javascript' ? 'value_error.javascript' : 'value_error.jsonata');
   return code;
 }
@@ -158,7 +164,7 @@ export function transformationRoutes(app: FastifyInstance, ctx: Context) {
   }, async (req) => transformationOut(parseTransformation((await loadEndpoint(ctx, req.principal, req.params.app_id, req.params.endpoint_id)).ep.transformation)));
 
   r.patch(path, {
-    schema: { tags, operationId: 'v1.endpoint.patch-transformation', summary: 'Set, change, enable or remove the transformation (creates a new endpoint version)', params: EndpointParams, body: EndpointTransformationIn, response: { 204: Type.Null(), ...errorResponses } },
+    schema: { tags, operationId: 'v1.endpoint.patch-transformation', summary: 'Set, change, enable or remove the transformation (creates a new endpoint version)', params: EndpointParams, body: EndpointTransformationIn, response: { 204: Type.Null(), ...errorResponses, 503: HttpErrorOut } },
   }, async (req, reply) => {
     const { ep } = await loadEndpoint(ctx, req.principal, req.params.app_id, req.params.endpoint_id);
     const b = req.body;
@@ -186,7 +192,7 @@ export function transformationRoutes(app: FastifyInstance, ctx: Context) {
   r.post(`${path}/preview`, {
     schema: {
       tags, operationId: 'v1.endpoint.transformation-preview', summary: 'Run a transformation on recent messages (or samples) without saving it: outputs, unmapped and missing fields (Koppel extension)',
-      params: EndpointParams, headers: IdempotencyHeaders, body: TransformationPreviewIn, response: { 200: TransformationPreviewOut, ...errorResponses },
+      params: EndpointParams, headers: IdempotencyHeaders, body: TransformationPreviewIn, response: { 200: TransformationPreviewOut, ...errorResponses, 503: HttpErrorOut },
     },
   }, async (req) => {
     const { ep } = await loadEndpoint(ctx, req.principal, req.params.app_id, req.params.endpoint_id);

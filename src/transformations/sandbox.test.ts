@@ -92,3 +92,59 @@ describe('the queue', () => {
     }
   });
 });
+
+describe('bounded waiting', () => {
+  const spin = (ms: number) => `function handler(w) { const end = Date.now() + ${ms}; while (Date.now() < end) {} return w; }`;
+
+  it('fails a queued run as busy at its wait deadline, not when a thread frees up', async () => {
+    const one = new Sandbox(1);
+    try {
+      await one.run('jsonata', '1', {}, { timeoutMs: 1000, memoryBytes: 8 << 20 }); // the thread is up
+      const slow = one.run('javascript', spin(800), { payload: 1 }, { timeoutMs: 2000, memoryBytes: 8 << 20 });
+      const started = performance.now();
+      const impatient = await one.run('javascript', 'function handler(w) { return w; }', { payload: 2 }, { timeoutMs: 1000, memoryBytes: 8 << 20, maxWaitMs: 100 });
+      expect(impatient).toMatchObject({ ok: false, errorKind: 'busy' });
+      expect(performance.now() - started).toBeLessThan(500);
+      expect(one.queued).toBe(0);
+      expect(await slow).toMatchObject({ ok: true });
+    } finally {
+      await one.close();
+    }
+  });
+
+  it('refuses runs beyond the queue caps as busy, at once', async () => {
+    const one = new Sandbox(1, 256, 3);
+    try {
+      await one.run('jsonata', '1', {}, { timeoutMs: 1000, memoryBytes: 8 << 20 }); // the thread is up
+      const hog = one.run('javascript', spin(300), { payload: 0 }, { timeoutMs: 2000, memoryBytes: 8 << 20 });
+      const ok = (n: number) => one.run('javascript', 'function handler(w) { return w; }', { payload: n }, { timeoutMs: 1000, memoryBytes: 8 << 20 });
+      const queued = [ok(1), ok(2)];
+      // The run's own cap (API and ingress runs use a low one) applies before the sandbox's.
+      expect(await one.run('jsonata', '1', {}, { timeoutMs: 1000, memoryBytes: 8 << 20, maxQueued: 2 })).toMatchObject({ ok: false, errorKind: 'busy', error: expect.stringContaining('2 runs are already waiting') });
+      queued.push(ok(3));
+      expect(await ok(4)).toMatchObject({ ok: false, errorKind: 'busy' });
+      expect((await Promise.all([hog, ...queued])).every((r) => r.ok)).toBe(true);
+    } finally {
+      await one.close();
+    }
+  });
+});
+
+describe('threads that cannot start', () => {
+  it('are restarted with backoff, and the queued runs fail with the reason after several failed starts', async () => {
+    // A 1 MiB heap cannot load the interpreters: every thread dies before it is ready.
+    const broken = new Sandbox(1, 1);
+    try {
+      const started = performance.now();
+      const r = await Promise.race([
+        broken.run('jsonata', '1', {}, { timeoutMs: 100, memoryBytes: 1 << 20 }),
+        new Promise((resolve) => setTimeout(() => resolve('never resolved'), 15_000)),
+      ]);
+      expect(r).toMatchObject({ ok: false, errorKind: 'crash', error: expect.stringMatching(/could not start a thread \(5 failed starts in a row; last: .*memory/) });
+      // 50 + 100 + 200 + 400 ms between the five starts, not a tight loop.
+      expect(performance.now() - started).toBeGreaterThanOrEqual(700);
+    } finally {
+      await broken.close();
+    }
+  }, 20_000);
+});

@@ -54,3 +54,44 @@ describe('expired lease of a delivery the worker still holds', () => {
     expect(dest.body.data[0].status).toBe(0);
   });
 });
+
+describe('a queued delivery to an endpoint with a transformation', () => {
+  it('is handed back rather than started when its lease cannot also cover the transformation', async () => {
+    rcv = await startReceiver();
+    // Lease 5 s; request 0.5 s; transformation 0.5 s, so it may wait 0.5 s for a thread and run
+    // 0.5 s + 1 s until the hard kill: 3.5 s of lease are needed to start, not 1.5 s.
+    k = await startTestKoppel({ KOPPEL_REQUEST_TIMEOUT: '0.5', KOPPEL_TRANSFORM_TIMEOUT: '0.5', KOPPEL_ENDPOINT_CONCURRENCY: '1' });
+    const store = k.koppel.ctx.store;
+    const settle = store.settle.bind(store);
+    const releases: string[] = [];
+    let heldBack = false;
+    store.settle = async (batch: Settlement[], opts: SettleOptions) => {
+      for (const s of batch) if (s.attempt === null && s.dueAt !== null && s.health === 'none') releases.push(s.deliveryId);
+      // The first outcome takes 2 s to write: the second delivery waits that long for the slot.
+      if (!heldBack && batch.some((s) => s.attempt !== null)) {
+        heldBack = true;
+        await sleep(2000);
+      }
+      return settle(batch, opts);
+    };
+
+    const app = await k.api('POST', '/api/v1/app', { name: 'lease-transform' });
+    const ep = await k.api('POST', `/api/v1/app/${app.body.id}/endpoint`, { url: `${rcv.url}/hook` });
+    expect((await k.api('PATCH', `/api/v1/app/${app.body.id}/endpoint/${ep.body.id}/transformation`, { expression: '{"n": n}' })).status).toBe(204);
+    // Both come due at once, so one claim takes both and the second waits behind the first.
+    const deliverAt = new Date(Date.now() + 1500).toISOString();
+    const ids: string[] = [];
+    for (const n of [1, 2]) {
+      const msg = await k.api('POST', `/api/v1/app/${app.body.id}/msg`, { eventType: 'lease.test', payload: { n, extra: true }, deliverAt });
+      expect(msg.status, JSON.stringify(msg.body)).toBe(202);
+      ids.push(msg.body.id);
+    }
+
+    await rcv.waitFor(2);
+    await sleep(300);
+    // With 3 s of its lease left it was handed back (then claimed afresh and sent), not started.
+    expect(releases).toHaveLength(1);
+    expect(rcv.requests).toHaveLength(2);
+    expect(rcv.requests.map((r) => JSON.parse(r.body).n).sort()).toEqual([1, 2]);
+  });
+});
