@@ -89,9 +89,41 @@ export function payloadOf(raw: Buffer, contentType: string): Record<string, unkn
 
 const sha256 = (data: string | Buffer) => crypto.createHash('sha256').update(data).digest('hex');
 
+/**
+ * Per source and process: a burst of REJECTED_BURST rejected requests is logged, then one per
+ * REJECTED_EVERY_MS; the next logged row says how many were left out meanwhile.
+ */
+const REJECTED_BURST = 20;
+const REJECTED_EVERY_MS = 1000;
+
+export class RejectedLogLimit {
+  private readonly state = new Map<string, { tokens: number; at: number; skipped: number }>();
+
+  take(sourceId: string, now: number): { log: boolean; skipped: number } {
+    let s = this.state.get(sourceId);
+    if (!s) {
+      if (this.state.size >= 10_000) this.state.clear();
+      s = { tokens: REJECTED_BURST, at: now, skipped: 0 };
+      this.state.set(sourceId, s);
+    }
+    s.tokens = Math.min(REJECTED_BURST, s.tokens + (now - s.at) / REJECTED_EVERY_MS);
+    s.at = now;
+    if (s.tokens < 1) {
+      s.skipped++;
+      return { log: false, skipped: 0 };
+    }
+    s.tokens -= 1;
+    const skipped = s.skipped;
+    s.skipped = 0;
+    return { log: true, skipped };
+  }
+}
+
 export class Ingest {
   /** Opened secrets by sealed value: AES-GCM per webhook is cheap, but not free under a burst. */
   private readonly secrets = new Map<string, string>();
+
+  private readonly rejectedLog = new RejectedLogLimit();
 
   constructor(private readonly ctx: Context) {}
 
@@ -130,7 +162,13 @@ export class Ingest {
       v = { ok: false, reason: 'the source secret cannot be decrypted with the configured master key; set the secret again' };
     }
     if (!v.ok) {
-      await ctx.store.insertSourceEvent({ ...base, status: 'rejected', reason: v.reason });
+      // Anyone who knows a source's URL can send it garbage: log what a person needs to see a
+      // misconfiguration, not every request of a flood (each row holds up to 32 KiB of headers).
+      const logged = this.rejectedLog.take(source.id, now);
+      if (logged.log) {
+        const reason = logged.skipped ? `${v.reason} (${logged.skipped} more rejected requests were not logged)` : v.reason;
+        await ctx.store.insertSourceEvent({ ...base, status: 'rejected', reason });
+      }
       throw new ApiError('signature_invalid', `Signature verification failed: ${v.reason}.`);
     }
     // NUL cannot be stored in a PostgreSQL text column and never occurs in JSON; the logged copy
