@@ -17,6 +17,14 @@ describe('concurrent endpoint changes', () => {
     await k.close();
   });
 
+  /** A new endpoint, its API path, and its row as stored now (to replay as a stale read later). */
+  async function freshEndpoint() {
+    const app = await createApp(k);
+    const ep = await createEndpoint(k, app.id, { url: 'https://example.com/a' });
+    const before = (await k.koppel.ctx.store.getEndpoint(app.id, ep.id))!;
+    return { path: `/api/v1/app/${app.id}/endpoint/${ep.id}`, before };
+  }
+
   /** The next getEndpoint answers `stale`: as if the request had read just before another change. */
   function readStaleOnce(stale: EndpointRow) {
     const store = k.koppel.ctx.store;
@@ -28,10 +36,7 @@ describe('concurrent endpoint changes', () => {
   }
 
   it('keeps a secret rotation that happened while a versioned change was in progress', async () => {
-    const app = await createApp(k);
-    const ep = await createEndpoint(k, app.id, { url: 'https://example.com/a' });
-    const path = `/api/v1/app/${app.id}/endpoint/${ep.id}`;
-    const before = (await k.koppel.ctx.store.getEndpoint(app.id, ep.id))!;
+    const { path, before } = await freshEndpoint();
     expect((await k.api('POST', `${path}/secret/rotate`, {})).status).toBe(204);
     const rotated = (await k.api('GET', `${path}/secret`)).body.key;
 
@@ -43,10 +48,7 @@ describe('concurrent endpoint changes', () => {
   });
 
   it('answers 409 to a rotation based on secrets that changed meanwhile, keeping the newer key', async () => {
-    const app = await createApp(k);
-    const ep = await createEndpoint(k, app.id, { url: 'https://example.com/a' });
-    const path = `/api/v1/app/${app.id}/endpoint/${ep.id}`;
-    const before = (await k.koppel.ctx.store.getEndpoint(app.id, ep.id))!;
+    const { path, before } = await freshEndpoint();
     expect((await k.api('POST', `${path}/secret/rotate`, {})).status).toBe(204);
     const rotated = (await k.api('GET', `${path}/secret`)).body.key;
 
@@ -58,10 +60,7 @@ describe('concurrent endpoint changes', () => {
   });
 
   it('keeps custom headers set while a plain update was in progress, and fences header merges', async () => {
-    const app = await createApp(k);
-    const ep = await createEndpoint(k, app.id, { url: 'https://example.com/a' });
-    const path = `/api/v1/app/${app.id}/endpoint/${ep.id}`;
-    const before = (await k.koppel.ctx.store.getEndpoint(app.id, ep.id))!;
+    const { path, before } = await freshEndpoint();
     expect((await k.api('PUT', `${path}/headers`, { headers: { 'x-tenant': 'acme' } })).status).toBe(204);
 
     readStaleOnce(before);
