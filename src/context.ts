@@ -16,6 +16,7 @@ export interface Context {
   messages: MessageWriter;
   metrics: Metrics;
   /** Tells the local delivery worker (if any) that new work is due now. */
-  wake: () => void;
+  /** New deliveries are due (for these endpoints, when known): claim them soon. */
+  wake: (endpointIds?: Iterable<string>) => void;
   defaultEnvironmentId: string;
 }

@@ -78,9 +78,9 @@ export async function startKoppel(config: Config, opts: { logger?: Logger; liste
   let worker: DeliveryWorker | null = null;
   const metrics = new Metrics(store);
   // New work: wake this process's worker at once, and (on PostgreSQL) every other process's.
-  const wake = () => {
-    worker?.wake();
-    if (store.dialect === 'postgres') store.notifyDue().catch((e) => log.warn({ err: e }, 'NOTIFY failed; workers fall back to polling'));
+  const wake = (endpointIds?: Iterable<string>) => {
+    worker?.wake(endpointIds);
+    if (store.dialect === 'postgres') store.notifyDue(endpointIds).catch((e) => log.warn({ err: e }, 'NOTIFY failed; workers fall back to polling'));
   };
   const ctx: Context = {
     config,
@@ -89,9 +89,9 @@ export async function startKoppel(config: Config, opts: { logger?: Logger; liste
     log,
     metrics,
     auth: new Authenticator(store, adminKeys, () => defaultEnvironmentId),
-    messages: new MessageWriter(store, (accepted) => {
+    messages: new MessageWriter(store, (accepted, endpointIds) => {
       metrics.messagesCreated.inc(accepted);
-      wake();
+      wake(endpointIds);
     }),
     wake,
     defaultEnvironmentId,
@@ -120,7 +120,7 @@ export async function startKoppel(config: Config, opts: { logger?: Logger; liste
   if (config.role !== 'api') {
     worker = new DeliveryWorker({ config, store, box, log, onAttempt: (a) => metrics.recordAttempt(a) });
     worker.start();
-    unlisten = await store.onDue(() => worker?.wake());
+    unlisten = await store.onDue((endpointIds) => worker?.wake(endpointIds));
     retention = new RetentionJob(store, config.retentionMs, config.retentionIntervalMs, log);
     retention.start();
   }

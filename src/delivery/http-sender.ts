@@ -57,7 +57,6 @@ export interface SenderOptions {
   deadlineMs: number;
   maxResponseBytes: number;
   userAgent?: string;
-  connectionsPerOrigin?: number;
 }
 
 /** Raised from the connector so a policy refusal is distinguishable from network failures. */
@@ -292,7 +291,10 @@ export class HttpSender {
     this.maxResponseBytes = opts.maxResponseBytes;
     this.userAgent = opts.userAgent ?? DEFAULT_USER_AGENT;
     this.agent = new Agent({
-      connections: opts.connectionsPerOrigin ?? 64,
+      // No cap per origin: many endpoints can share one (a customer's gateway, an iPaaS), and a
+      // cap here would queue a healthy endpoint's requests behind a slow neighbour's. Requests in
+      // flight are bounded by the worker, per endpoint and per process.
+      connections: null,
       pipelining: 1,
       // Our own deadline is what ends an exchange; these only keep undici from
       // holding a socket longer than that if it outlives the abort somehow.

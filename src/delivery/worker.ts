@@ -84,6 +84,13 @@ export class DeliveryWorker {
   private timer: NodeJS.Timeout | null = null;
   private soonTimer: NodeJS.Timeout | null = null;
   private idleWaiters: (() => void)[] = [];
+  /**
+   * What the last claim that left endpoints out learned: at `at`, nothing was due for any other
+   * endpoint. Until new work is signalled for one of those others, or `until` (the next due time
+   * after `at`, at most one poll interval away) passes, a claim that leaves out at least the same
+   * endpoints would walk their whole backlog to find nothing, so it is not made.
+   */
+  private drained: { excluded: Set<string>; at: number; until: number } | null = null;
 
   /**
    * Transformation limits, with a bound on waiting for a sandbox thread: waiting, running and
@@ -98,23 +105,48 @@ export class DeliveryWorker {
       allowedNetworks: deps.config.allowedNetworks,
       deadlineMs: deps.config.requestTimeoutMs,
       maxResponseBytes: deps.config.maxResponseBytes,
-      connectionsPerOrigin: deps.config.endpointConcurrency,
     });
   }
 
   start() {
     this.running = true;
-    this.wake();
+    this.kick();
   }
 
-  /** New work may be due: claim now rather than at the next poll. */
-  wake() {
+  /**
+   * New work may be due: claim now rather than at the next poll. Given the endpoints the new work
+   * is for, a wake for endpoints that are all at their cap (or paused) is dropped: a claim would
+   * leave them out anyway, after walking their whole backlog (2.7 ms per claim at a 50,000-row
+   * backlog); the slot that frees first claims for them.
+   */
+  wake(endpointIds?: Iterable<string>) {
+    if (!this.running) return;
+    if (endpointIds) {
+      const ids = [...endpointIds];
+      if (this.drained && ids.some((id) => !this.drained!.excluded.has(id))) this.drained = null;
+      if (this.allBusy(ids)) return;
+    } else {
+      this.drained = null;
+    }
+    this.kick();
+  }
+
+  /** Claims as soon as the current claim (if any) is done. */
+  private kick() {
     if (!this.running) return;
     if (this.pumping) {
       this.pumpAgain = true;
       return;
     }
     setImmediate(() => void this.pump());
+  }
+
+  private allBusy(endpointIds: Iterable<string>): boolean {
+    const now = Date.now();
+    for (const id of endpointIds) {
+      if ((this.perEndpoint.get(id) ?? 0) < this.deps.config.endpointConcurrency && !((this.pausedUntil.get(id) ?? 0) > now)) return false;
+    }
+    return true;
   }
 
   /** Stops claiming, waits for attempts in flight (up to the deadline) and writes them back. */
@@ -157,13 +189,18 @@ export class DeliveryWorker {
   private async pumpOnce(): Promise<void> {
     this.pumping = true;
     const { config, store, log } = this.deps;
+    // When the loop below stopped: everything due then was claimed, left out (endpoints at their
+    // cap or paused), or waits for free capacity.
+    let checkedAt: number | undefined;
+    let failed = false;
     try {
       do {
         this.pumpAgain = false;
         for (;;) {
+          const now = Date.now();
+          checkedAt = now;
           const free = config.workerConcurrency - this.inFlight - this.waitingCount;
           if (free <= 0) break;
-          const now = Date.now();
           const exclude: string[] = [];
           // Endpoints at their concurrency cap are left out. (Claiming for them into the waiting
           // line instead made claims cheaper with a large backlog, but under load rows waited
@@ -173,27 +210,51 @@ export class DeliveryWorker {
             if (until > now) exclude.push(id);
             else this.pausedUntil.delete(id);
           }
+          if (exclude.length && this.stillDrained(exclude, now)) break;
           const limit = Math.min(free, config.claimBatchSize);
           const claimed = await store.claimDue(this.owner, now, now + config.leaseMs, limit, exclude);
           for (const c of claimed) this.dispatch(c);
-          if (claimed.length < limit) break;
+          if (claimed.length < limit) {
+            if (exclude.length) await this.rememberDrained(exclude, now);
+            break;
+          }
         }
       } while (this.pumpAgain && this.running);
     } catch (e) {
+      failed = true;
       log.error({ err: e }, 'claiming deliveries failed; retrying after the poll interval');
     } finally {
       this.pumping = false;
     }
     // Sleep until the next delivery is due, but never longer than the poll interval (other
-    // processes may add work we are not told about).
+    // processes may add work we are not told about). Rows due by the last claim that it did not
+    // take are not worth waking for: they wait for a slot of their endpoint, and a freed slot
+    // claims at once (waking for them polled every millisecond, each claim walking the backlog).
     let delay = config.pollIntervalMs;
-    try {
-      const next = await store.nextDueAt();
-      if (next !== null) delay = Math.min(delay, Math.max(0, next - Date.now()));
-    } catch {
-      /* the next pump reports database trouble */
+    if (!failed) {
+      try {
+        const next = await store.nextDueAt(checkedAt);
+        if (next !== null) delay = Math.min(delay, Math.max(0, next - Date.now()));
+      } catch {
+        /* the next pump reports database trouble */
+      }
     }
     this.schedulePoll(delay);
+  }
+
+  /** True while the last short claim's finding covers a claim leaving out `exclude`. */
+  private stillDrained(exclude: string[], now: number): boolean {
+    const d = this.drained;
+    if (!d || now >= d.until) return false;
+    const left = new Set(exclude);
+    for (const id of d.excluded) if (!left.has(id)) return false;
+    return true;
+  }
+
+  private async rememberDrained(exclude: string[], at: number) {
+    // Rows of the other endpoints that fall due later (retries, deliverAt) end the finding.
+    const next = await this.deps.store.nextDueAt(at);
+    this.drained = { excluded: new Set(exclude), at, until: Math.min(at + this.deps.config.pollIntervalMs, next ?? Infinity) };
   }
 
   private dispatch(c: ClaimedDelivery) {
@@ -307,7 +368,8 @@ export class DeliveryWorker {
     if (!this.running || this.soonTimer) return;
     this.soonTimer = setTimeout(() => {
       this.soonTimer = null;
-      this.wake();
+      // A freed slot is no news about other endpoints: what the last short claim found holds.
+      this.kick();
     }, WAKE_COALESCE_MS);
   }
 
@@ -435,7 +497,9 @@ export class DeliveryWorker {
         if (this.held.get(s.deliveryId) === claimedAt) this.held.delete(s.deliveryId);
       }
       for (const q of queued) q.done();
-      if (batch.some((s) => s.status === Status.pending)) this.wake();
+      // Handed back or to be retried: new work for those endpoints (and a due time to wake for).
+      const again = batch.filter((s) => s.status === Status.pending).map((s) => s.endpointId);
+      if (again.length) this.wake(again);
     }
     this.settling = null;
   }

@@ -32,8 +32,8 @@ export class MessageWriter {
 
   constructor(
     private readonly store: Store,
-    /** Called after each commit with the number of messages it accepted. */
-    private readonly onCommitted: (accepted: number) => void,
+    /** Called after each commit with the number of messages it accepted and the endpoints they go to. */
+    private readonly onCommitted: (accepted: number, endpointIds: Set<string>) => void,
   ) {}
 
   write(draft: MessageDraft): Promise<InsertMessageResult & { deliveries: number }> {
@@ -62,8 +62,14 @@ export class MessageWriter {
         const news = await this.route(batch.map((p) => p.draft));
         const results = await this.store.insertMessages(news);
         results.forEach((r, i) => batch[i].resolve({ ...r, deliveries: r.ok ? news[i].deliveries.length : 0 }));
-        const accepted = results.filter((r) => r.ok).length;
-        if (accepted) this.onCommitted(accepted);
+        let accepted = 0;
+        const endpointIds = new Set<string>();
+        results.forEach((r, i) => {
+          if (!r.ok) return;
+          accepted++;
+          for (const d of news[i].deliveries) endpointIds.add(d.endpoint_id);
+        });
+        if (accepted) this.onCommitted(accepted, endpointIds);
       } catch (e) {
         for (const p of batch) p.reject(e);
       }

@@ -239,8 +239,12 @@ export interface Store {
   claimDue(owner: string, now: number, leaseUntil: number, limit: number, excludeEndpointIds: string[]): Promise<ClaimedDelivery[]>;
   /** Writes attempt rows, delivery states and endpoint health for a batch, in one transaction. */
   settle(batch: Settlement[], opts: SettleOptions): Promise<DisabledEndpoint[]>;
-  /** Earliest due_at of any delivery, or null: lets an idle worker sleep exactly until then. */
-  nextDueAt(): Promise<number | null>;
+  /**
+   * Earliest due_at of any delivery (only those due later than `after` when given), or null: lets
+   * an idle worker sleep exactly until then. A worker whose last claim found everything due now
+   * taken or left out passes that claim's time, so rows it cannot take yet do not wake it again.
+   */
+  nextDueAt(after?: number): Promise<number | null>;
   /** Gives up leases held by `owner` (graceful shutdown) so others may claim them at once. */
   releaseLeases(owner: string, now: number): Promise<void>;
   getDelivery(messageId: string, endpointId: string): Promise<DeliveryRow | undefined>;
@@ -264,10 +268,16 @@ export interface Store {
   completeIdempotent(environmentId: string, key: string, statusCode: number, response: string): Promise<void>;
   abandonIdempotent(environmentId: string, key: string): Promise<void>;
 
-  /** Tells every worker process that deliveries are due (PostgreSQL NOTIFY; a no-op in one process). */
-  notifyDue(): Promise<void>;
-  /** Calls `fn` when another process signals due deliveries; returns an unsubscribe function. */
-  onDue(fn: () => void): Promise<() => Promise<void>>;
+  /**
+   * Tells every worker process that deliveries are due, for these endpoints when given
+   * (PostgreSQL NOTIFY; a no-op in one process).
+   */
+  notifyDue(endpointIds?: Iterable<string>): Promise<void>;
+  /**
+   * Calls `fn` when another process signals due deliveries, with their endpoints when the signal
+   * named them; returns an unsubscribe function.
+   */
+  onDue(fn: (endpointIds?: string[]) => void): Promise<() => Promise<void>>;
   queueDepth(now: number): Promise<QueueDepth>;
   /**
    * Takes one token from an endpoint's bucket (capacity and refill: `ratePerSecond`), shared by

@@ -66,8 +66,8 @@ export function openPostgresStore(url: string, opts: PostgresOptions = {}): SqlS
         await sql`set local synchronous_commit = off`.execute(tx);
         return fn(tx);
       }),
-    notify: async (database) => {
-      await sql`select pg_notify(${CHANNEL}, '')`.execute(database);
+    notify: async (database, payload) => {
+      await sql`select pg_notify(${CHANNEL}, ${payload})`.execute(database);
     },
     listen: async (fn) => {
       let stopped = false;
@@ -77,7 +77,7 @@ export function openPostgresStore(url: string, opts: PostgresOptions = {}): SqlS
       const connect = async (): Promise<void> => {
         if (stopped) return;
         const c = new pg.Client({ connectionString: url, options });
-        c.on('notification', () => fn());
+        c.on('notification', (n) => fn(n.payload ?? ''));
         c.on('error', () => {});
         c.on('end', () => {
           listeners.delete(c);

@@ -59,9 +59,9 @@ export interface DialectHooks {
    */
   relaxedTransaction<T>(db: Kysely<Database>, fn: (tx: Kysely<Database>) => Promise<T>): Promise<T>;
   /** Signals other processes that deliveries are due (NOTIFY); absent for a single process. */
-  notify?(db: Kysely<Database>): Promise<void>;
+  notify?(db: Kysely<Database>, payload: string): Promise<void>;
   /** Subscribes to those signals (LISTEN); absent for a single process. */
-  listen?(fn: () => void): Promise<() => Promise<void>>;
+  listen?(fn: (payload: string) => void): Promise<() => Promise<void>>;
   /** Whether a unique-constraint violation error came from the driver. */
   isUniqueViolation(err: unknown): boolean;
   /**
@@ -564,8 +564,10 @@ export class SqlStore implements Store {
     return disabled;
   }
 
-  async nextDueAt() {
-    const r = await this.db.selectFrom('deliveries').select((eb) => eb.fn.min('due_at').as('next')).where('due_at', 'is not', null).executeTakeFirst();
+  async nextDueAt(after?: number) {
+    let q = this.db.selectFrom('deliveries').select((eb) => eb.fn.min('due_at').as('next')).where('due_at', 'is not', null);
+    if (after !== undefined) q = q.where('due_at', '>', after);
+    const r = await q.executeTakeFirst();
     return r?.next == null ? null : Number(r.next);
   }
   async releaseLeases(owner: string, now: number) {
@@ -706,11 +708,15 @@ export class SqlStore implements Store {
 
   // ── signals and queue depth ──────────────────────────────────────────────────────────────
 
-  async notifyDue() {
-    if (this.hooks.notify) await this.hooks.notify(this.db);
+  async notifyDue(endpointIds?: Iterable<string>) {
+    if (!this.hooks.notify) return;
+    // Endpoint ids let a worker whose endpoints are all busy skip the claim. A NOTIFY payload is
+    // limited to 8000 bytes; a longer list is sent as no list (a signal for everything).
+    const payload = endpointIds ? [...endpointIds].join(',') : '';
+    await this.hooks.notify(this.db, payload.length < 7000 ? payload : '');
   }
-  async onDue(fn: () => void) {
-    if (this.hooks.listen) return this.hooks.listen(fn);
+  async onDue(fn: (endpointIds?: string[]) => void) {
+    if (this.hooks.listen) return this.hooks.listen((payload) => fn(payload ? payload.split(',') : undefined));
     return async () => {};
   }
   async queueDepth(now: number) {

@@ -44,6 +44,57 @@ describe('endpoint concurrency cap', () => {
   });
 });
 
+describe('an endpoint at its cap', () => {
+  // A claim that leaves out a busy endpoint walks that endpoint's whole backlog in the due index.
+  // The worker must not repeat such claims while nothing new can have fallen due for the others
+  // (it used to, every millisecond, through the poll), yet work for another endpoint must still
+  // go out at once.
+  it('is not polled while it stays busy, and other endpoints are still served at once', async () => {
+    const k = await startTestKoppel({ KOPPEL_ENDPOINT_CONCURRENCY: '2', KOPPEL_POLL_INTERVAL: '1', KOPPEL_REQUEST_TIMEOUT: '3', KOPPEL_LEASE: '10' });
+    const rcv = await startReceiver();
+    const store = k.koppel.ctx.store;
+    const claims: { at: number; excluded: string[] }[] = [];
+    const claimDue = store.claimDue.bind(store);
+    store.claimDue = (owner, now, leaseUntil, limit, exclude) => {
+      claims.push({ at: Date.now(), excluded: [...exclude] });
+      return claimDue(owner, now, leaseUntil, limit, exclude);
+    };
+    const held: (() => void)[] = [];
+    rcv.respond((req, res) => {
+      if (req.url === '/busy') held.push(() => res.end('ok'));
+      else res.end('ok');
+    });
+    try {
+      const app = (await k.api('POST', '/api/v1/app', { name: 'Busy and calm' })).body;
+      const busy = (await k.api('POST', `/api/v1/app/${app.id}/endpoint`, { url: `${rcv.url}/busy`, filterTypes: ['job.busy'] })).body;
+      const calm = await k.api('POST', `/api/v1/app/${app.id}/endpoint`, { url: `${rcv.url}/calm`, filterTypes: ['job.calm'] });
+      expect(calm.status, JSON.stringify(calm.body)).toBe(201);
+      const messages = Array.from({ length: 200 }, (_, i) => ({ eventType: 'job.busy', payload: { i } }));
+      expect((await k.api('POST', `/api/v1/app/${app.id}/msg/bulk`, { messages })).status).toBe(202);
+      await rcv.waitFor(2, 5_000);
+
+      // Both slots of the busy endpoint are taken for the next second or so. More work for it
+      // alone arrives meanwhile: none of it is worth a claim.
+      const from = Date.now();
+      for (let i = 0; i < 10; i++) expect((await k.api('POST', `/api/v1/app/${app.id}/msg`, { eventType: 'job.busy', payload: { more: i } })).status).toBe(202);
+      await new Promise((r) => setTimeout(r, 800));
+      const during = claims.filter((c) => c.at >= from && c.excluded.includes(busy.id));
+      expect(during.length, `claims leaving out the busy endpoint within 800 ms: ${during.length}`).toBeLessThanOrEqual(3);
+      expect(rcv.requests).toHaveLength(2);
+
+      // Work for the other endpoint is claimed and delivered while the busy one stays full (its
+      // requests are held until the end of the test, and would time out only after 3 s).
+      expect((await k.api('POST', `/api/v1/app/${app.id}/msg`, { eventType: 'job.calm', payload: {} })).status).toBe(202);
+      await rcv.waitFor(3, 2_000);
+      expect(rcv.requests[2].url).toBe('/calm');
+    } finally {
+      held.splice(0).forEach((f) => f());
+      await k.close();
+      await rcv.close();
+    }
+  });
+});
+
 describe('endpoint rate limit', () => {
   // The bucket lives in the database, so every worker process draws from the same one; the
   // store contract checks that concurrent takers never get more than the bucket holds.

@@ -867,6 +867,11 @@ export function storeContract(name: string, open: () => Promise<Store>, dispose:
         // A lease expiry counts too: it is when the row becomes claimable again.
         await store.claimDue('w', T0 + 2000, T0 + 3000, 10, []);
         expect(await store.nextDueAt()).toBe(T0 + 3000);
+        // Only rows due strictly later than `after`: what a worker that could not take the rows
+        // due now waits for.
+        expect(await store.nextDueAt(T0 + 2999)).toBe(T0 + 3000);
+        expect(await store.nextDueAt(T0 + 3000)).toBe(T0 + 5000);
+        expect(await store.nextDueAt(T0 + 5000)).toBeNull();
       });
 
       it('releases only the given owner\'s leases', async () => {
@@ -1331,15 +1336,18 @@ export function storeContract(name: string, open: () => Promise<Store>, dispose:
         expect(await store.queueDepth(T0)).toEqual({ due: 1, scheduled: 1, inFlight: 1 });
       });
 
-      it('delivers a due signal to subscribers (or accepts it silently in one process)', async () => {
-        let woken = 0;
-        const off = await store.onDue(() => woken++);
+      it('delivers a due signal to subscribers, with its endpoints (or accepts it silently in one process)', async () => {
+        const signals: (string[] | undefined)[] = [];
+        const off = await store.onDue((ids) => signals.push(ids));
         await store.notifyDue();
+        await store.notifyDue(['ep_1', 'ep_2']);
+        // Too many ids for one NOTIFY payload: a signal for everything.
+        await store.notifyDue(Array.from({ length: 1000 }, (_, i) => `ep_${String(i).padStart(20, '0')}`));
         if (store.dialect === 'postgres') {
-          for (let i = 0; i < 100 && woken === 0; i++) await new Promise((r) => setTimeout(r, 20));
-          expect(woken).toBeGreaterThan(0);
+          for (let i = 0; i < 100 && signals.length < 3; i++) await new Promise((r) => setTimeout(r, 20));
+          expect(signals).toEqual([undefined, ['ep_1', 'ep_2'], undefined]);
         } else {
-          expect(woken).toBe(0);
+          expect(signals).toEqual([]);
         }
         await off();
       });
