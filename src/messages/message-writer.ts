@@ -26,9 +26,17 @@ interface Pending {
 /** Soft cap on messages per transaction; a bulk request larger than this still goes in one. */
 const MAX_BATCH = 1000;
 
+/**
+ * Batches written at once. A batch's transaction is quick; waiting for its sync to disk is not,
+ * and the next batch can commit meanwhile (its sync then follows, covering both if it started
+ * late enough). Two lanes keep the disk busy without splitting requests into tiny batches.
+ */
+const LANES = 2;
+
 export class MessageWriter {
   private queue: Pending[][] = [];
-  private flushing = false;
+  private lanes = 0;
+  private scheduled = false;
 
   constructor(
     private readonly store: Store,
@@ -45,12 +53,23 @@ export class MessageWriter {
     const group: Pending[] = [];
     const promises = drafts.map((draft) => new Promise<InsertMessageResult & { deliveries: number }>((resolve, reject) => group.push({ draft, resolve, reject })));
     this.queue.push(group);
-    if (!this.flushing) {
-      this.flushing = true;
-      // setImmediate lets every request parsed in this event-loop turn join the batch.
-      setImmediate(() => void this.flush());
-    }
+    this.schedule();
     return promises;
+  }
+
+  private schedule() {
+    if (this.scheduled || this.lanes >= LANES || !this.queue.length) return;
+    this.scheduled = true;
+    // setImmediate lets every request parsed in this event-loop turn join the batch.
+    setImmediate(() => {
+      this.scheduled = false;
+      if (this.lanes >= LANES || !this.queue.length) return;
+      this.lanes++;
+      void this.flush().finally(() => {
+        this.lanes--;
+        this.schedule();
+      });
+    });
   }
 
   private async flush(): Promise<void> {
@@ -58,6 +77,8 @@ export class MessageWriter {
       // Whole groups only, so a bulk request is never split across transactions.
       const batch: Pending[] = [];
       while (this.queue.length && (batch.length === 0 || batch.length + this.queue[0].length <= MAX_BATCH)) batch.push(...this.queue.shift()!);
+      // Whatever arrives while this batch commits and syncs can go in the other lane.
+      this.schedule();
       try {
         const news = await this.route(batch.map((p) => p.draft));
         const results = await this.store.insertMessages(news);
@@ -74,7 +95,6 @@ export class MessageWriter {
         for (const p of batch) p.reject(e);
       }
     }
-    this.flushing = false;
   }
 
   /** Fans each message out to the endpoints whose filters match, one delivery row each. */

@@ -66,6 +66,8 @@ export function openPostgresStore(url: string, opts: PostgresOptions = {}): SqlS
         await sql`set local synchronous_commit = off`.execute(tx);
         return fn(tx);
       }),
+    // PostgreSQL's commit waits for the WAL flush on its own server process; nothing blocks here.
+    durableTransaction: (database, fn) => database.transaction().execute(fn),
     notify: async (database, payload) => {
       await sql`select pg_notify(${CHANNEL}, ${payload})`.execute(database);
     },

@@ -58,6 +58,13 @@ export interface DialectHooks {
    * Message ingest and every API write keep full durability.
    */
   relaxedTransaction<T>(db: Kysely<Database>, fn: (tx: Kysely<Database>) => Promise<T>): Promise<T>;
+  /**
+   * Runs `fn` in a transaction that is durable (survives a power cut) when the returned promise
+   * resolves, like a plain transaction, but may wait for that durability without blocking the
+   * event loop (SQLite: commit without sync, then fdatasync the WAL on the libuv thread pool).
+   * Used for message ingest, whose callers answer 202 only after it resolves.
+   */
+  durableTransaction<T>(db: Kysely<Database>, fn: (tx: Kysely<Database>) => Promise<T>): Promise<T>;
   /** Signals other processes that deliveries are due (NOTIFY); absent for a single process. */
   notify?(db: Kysely<Database>, payload: string): Promise<void>;
   /** Subscribes to those signals (LISTEN); absent for a single process. */
@@ -377,7 +384,7 @@ export class SqlStore implements Store {
   }
   async recordSourceEvent(item: NewSourceEvent): Promise<SourceEventResult> {
     const { event, dedupe, message } = item;
-    return this.db.transaction().execute(async (tx) => {
+    return this.hooks.durableTransaction(this.db, async (tx) => {
       if (dedupe) {
         // An expired key is forgotten first so this event can take its place.
         await tx.deleteFrom('source_dedupe').where('source_id', '=', event.source_id).where('key_hash', '=', dedupe.keyHash).where('expires_at', '<=', event.created_at).execute();
@@ -419,7 +426,7 @@ export class SqlStore implements Store {
   // ── messages ─────────────────────────────────────────────────────────────────────────────
 
   async insertMessages(batch: NewMessage[]): Promise<InsertMessageResult[]> {
-    return this.db.transaction().execute(async (tx) => {
+    return this.hooks.durableTransaction(this.db, async (tx) => {
       // Multi-row inserts; ON CONFLICT DO NOTHING skips a repeated eventId without aborting the
       // transaction (PostgreSQL would otherwise), and RETURNING tells which rows went in.
       const inserted = new Set<string>();

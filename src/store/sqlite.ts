@@ -38,7 +38,59 @@ function withStatementCache(conn: SQLite.Database): SQLite.Database {
   });
 }
 
+/**
+ * fdatasync of the WAL file on the libuv thread pool, for commits made with synchronous=NORMAL
+ * (which write their WAL frames but do not sync them). A synced WAL holds every transaction
+ * committed before the sync started, exactly what synchronous=FULL gives each commit, but the
+ * event loop keeps running while the disk works: on this machine a FULL commit stopped it for
+ * about 1.5 ms, a sixth of the process's time at 1,000 messages/s. Callers that arrive while a
+ * sync runs share the next one (that one may have started before their commit).
+ */
+class WalSync {
+  private handle: Promise<fs.promises.FileHandle> | null = null;
+  private running: Promise<void> | null = null;
+  private next: Promise<void> | null = null;
+
+  constructor(private readonly walFile: string) {}
+
+  sync(): Promise<void> {
+    if (!this.running) {
+      this.running = this.syncOnce().finally(() => {
+        this.running = null;
+      });
+      return this.running;
+    }
+    this.next ??= this.running
+      .catch(() => {})
+      .then(() => {
+        this.next = null;
+        return this.sync();
+      });
+    return this.next;
+  }
+
+  private async syncOnce(): Promise<void> {
+    // The WAL file keeps its inode while the database is open (SQLite rewinds it after a
+    // checkpoint rather than replacing it), and fdatasync on any descriptor of a file flushes
+    // all of the file's written data.
+    this.handle ??= fs.promises.open(this.walFile, 'r+');
+    try {
+      await (await this.handle).datasync();
+    } catch (e) {
+      this.handle = null;
+      throw e;
+    }
+  }
+
+  async close() {
+    const h = this.handle;
+    this.handle = null;
+    if (h) await (await h).close().catch(() => {});
+  }
+}
+
 export function openSqliteStore(file: string): SqlStore {
+  const wal = file === ':memory:' ? null : new WalSync(`${file}-wal`);
   if (file !== ':memory:') fs.mkdirSync(path.dirname(file), { recursive: true });
   const conn = new SQLite(file);
   conn.pragma('journal_mode = WAL');
@@ -49,6 +101,16 @@ export function openSqliteStore(file: string): SqlStore {
   // LIKE for an exact, case-sensitive match (as routing does), so make SQLite agree.
   conn.pragma('case_sensitive_like = ON');
   const db = new Kysely<Database>({ dialect: new SqliteDialect({ database: withStatementCache(conn) }) });
+  const relaxedTransaction = <T>(database: Kysely<Database>, fn: (tx: Kysely<Database>) => Promise<T>): Promise<T> =>
+    // Hold the one connection so no API write runs while synchronous is relaxed.
+    database.connection().execute(async (conn) => {
+      await sql`pragma synchronous = NORMAL`.execute(conn);
+      try {
+        return await conn.transaction().execute(fn);
+      } finally {
+        await sql`pragma synchronous = FULL`.execute(conn);
+      }
+    });
   return new SqlStore(db, {
     name: 'sqlite',
     // One process owns an SQLite file; the file lock is the migration lock.
@@ -59,17 +121,15 @@ export function openSqliteStore(file: string): SqlStore {
     isInvalidText: () => false,
     isUniqueViolation: (e) => (e as { code?: string })?.code === 'SQLITE_CONSTRAINT_UNIQUE' || (e as { code?: string })?.code === 'SQLITE_CONSTRAINT_PRIMARYKEY',
     claimLockClause: '',
-    relaxedTransaction: (database, fn) =>
-      // Hold the one connection so no API write runs while synchronous is relaxed.
-      database.connection().execute(async (conn) => {
-        await sql`pragma synchronous = NORMAL`.execute(conn);
-        try {
-          return await conn.transaction().execute(fn);
-        } finally {
-          await sql`pragma synchronous = FULL`.execute(conn);
-        }
-      }),
+    relaxedTransaction,
+    durableTransaction: async (database, fn) => {
+      const result = await relaxedTransaction(database, fn);
+      // An in-memory database has nothing to make durable.
+      if (wal) await wal.sync();
+      return result;
+    },
     close: async () => {
+      await wal?.close();
       if (conn.open) conn.close();
     },
   });

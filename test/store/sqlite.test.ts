@@ -2,7 +2,10 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { describe, expect, it, vi } from 'vitest';
+import { newId } from '../../src/lib/ids.js';
 import { openSqliteStore } from '../../src/store/sqlite.js';
+import { Status } from '../../src/store/schema.js';
 import type { Store } from '../../src/store/port.js';
 import { storeContract } from './store.contract.js';
 
@@ -24,3 +27,53 @@ storeContract(
     if (dir) fs.rmSync(dir, { recursive: true, force: true });
   },
 );
+
+describe('sqlite: message ingest durability', () => {
+  // Ingest commits without a sync on the event loop and then fdatasyncs the WAL on the thread
+  // pool; a message may be acknowledged only once that sync is done.
+  it('resolves an insert only after a WAL sync that started after its commit', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'koppel-wal-'));
+    const store = openSqliteStore(path.join(dir, 'koppel.db'));
+    await store.migrate();
+    const probe = await fs.promises.open(path.join(dir, 'probe'), 'w');
+    const proto = Object.getPrototypeOf(probe) as { datasync: () => Promise<void> };
+    await probe.close();
+    const held: (() => void)[] = [];
+    const walSyncs: string[] = [];
+    const spy = vi.spyOn(proto, 'datasync').mockImplementation(function (this: { fd: number }) {
+      walSyncs.push(fs.readlinkSync(`/proc/self/fd/${this.fd}`));
+      return new Promise<void>((resolve) => held.push(resolve));
+    });
+    try {
+      const row = (n: number) => {
+        const m = { id: newId('msg'), environment_id: 'env_1', app_id: 'app_1', event_type: 'a', event_id: null, channels: null, tags: null, payload: `{"n":${n}}`, created_at: Date.now(), expires_at: Date.now() + 86_400_000 };
+        const d = { id: newId('dlv'), message_id: m.id, endpoint_id: 'ep_1', app_id: 'app_1', environment_id: 'env_1', status: Status.pending, due_at: Date.now(), attempts: 0, trigger_type: 0, lease_owner: null, last_attempt_at: null, created_at: m.created_at, updated_at: m.created_at };
+        return { message: m, deliveries: [d] };
+      };
+      let done1 = false;
+      const first = store.insertMessages([row(1)]).then((r) => ((done1 = true), r));
+      await vi.waitFor(() => expect(held).toHaveLength(1));
+      expect(walSyncs[0]).toBe(path.join(dir, 'koppel.db-wal'));
+      // Committed (readable) but not acknowledged while the sync runs; the event loop is free.
+      expect((await store.queueDepth(Date.now() + 1000)).due).toBe(1);
+      expect(done1).toBe(false);
+
+      // A second insert during that sync needs a sync of its own after it.
+      let done2 = false;
+      const second = store.insertMessages([row(2)]).then((r) => ((done2 = true), r));
+      await new Promise((r) => setTimeout(r, 50));
+      held.shift()!();
+      expect(await first).toEqual([{ ok: true }]);
+      await vi.waitFor(() => expect(held).toHaveLength(1));
+      expect(done2).toBe(false);
+      held.shift()!();
+      expect(await second).toEqual([{ ok: true }]);
+      expect(walSyncs).toHaveLength(2);
+    } finally {
+      spy.mockRestore();
+      held.forEach((f) => f());
+      await store.close();
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
