@@ -91,6 +91,8 @@ export class DeliveryWorker {
    * endpoints would walk their whole backlog to find nothing, so it is not made.
    */
   private drained: { excluded: Set<string>; at: number; until: number } | null = null;
+  /** Endpoints new work was signalled for since the current claim began ('all': unknown). */
+  private signalled: Set<string> | 'all' = new Set();
 
   /**
    * Transformation limits, with a bound on waiting for a sandbox thread: waiting, running and
@@ -123,9 +125,11 @@ export class DeliveryWorker {
     if (!this.running) return;
     if (endpointIds) {
       const ids = [...endpointIds];
+      if (this.signalled !== 'all') for (const id of ids) this.signalled.add(id);
       if (this.drained && ids.some((id) => !this.drained!.excluded.has(id))) this.drained = null;
       if (this.allBusy(ids)) return;
     } else {
+      this.signalled = 'all';
       this.drained = null;
     }
     this.kick();
@@ -212,6 +216,7 @@ export class DeliveryWorker {
           }
           if (exclude.length && this.stillDrained(exclude, now)) break;
           const limit = Math.min(free, config.claimBatchSize);
+          this.signalled = new Set();
           const claimed = await store.claimDue(this.owner, now, now + config.leaseMs, limit, exclude);
           for (const c of claimed) this.dispatch(c);
           if (claimed.length < limit) {
@@ -254,7 +259,11 @@ export class DeliveryWorker {
   private async rememberDrained(exclude: string[], at: number) {
     // Rows of the other endpoints that fall due later (retries, deliverAt) end the finding.
     const next = await this.deps.store.nextDueAt(at);
-    this.drained = { excluded: new Set(exclude), at, until: Math.min(at + this.deps.config.pollIntervalMs, next ?? Infinity) };
+    // Work signalled for another endpoint while the claim ran may not have been visible to it.
+    const excluded = new Set(exclude);
+    const s = this.signalled;
+    if (s === 'all' || [...s].some((id) => !excluded.has(id))) return;
+    this.drained = { excluded, at, until: Math.min(at + this.deps.config.pollIntervalMs, next ?? Infinity) };
   }
 
   private dispatch(c: ClaimedDelivery) {
