@@ -77,7 +77,8 @@ class WalSync {
     try {
       await (await this.handle).datasync();
     } catch (e) {
-      this.handle = null;
+      // The caller's batch fails (its messages are not acknowledged); the next sync reopens.
+      await this.close();
       throw e;
     }
   }
@@ -85,7 +86,7 @@ class WalSync {
   async close() {
     const h = this.handle;
     this.handle = null;
-    if (h) await (await h).close().catch(() => {});
+    await h?.then((fh) => fh.close()).catch(() => {});
   }
 }
 

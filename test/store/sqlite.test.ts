@@ -69,6 +69,12 @@ describe('sqlite: message ingest durability', () => {
       held.shift()!();
       expect(await second).toEqual([{ ok: true }]);
       expect(walSyncs).toHaveLength(2);
+
+      // A sync that fails fails its batch (nothing is acknowledged); the next one reopens the file.
+      spy.mockImplementationOnce(() => Promise.reject(Object.assign(new Error('EIO: i/o error, fdatasync'), { code: 'EIO' })));
+      await expect(store.insertMessages([row(3)])).rejects.toThrow(/EIO/);
+      spy.mockImplementationOnce(() => Promise.resolve());
+      expect(await store.insertMessages([row(4)])).toEqual([{ ok: true }]);
     } finally {
       spy.mockRestore();
       held.forEach((f) => f());
