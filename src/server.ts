@@ -91,7 +91,8 @@ export async function startKoppel(config: Config, opts: { logger?: Logger; liste
     auth: new Authenticator(store, adminKeys, () => defaultEnvironmentId),
     messages: new MessageWriter(store, (accepted, endpointIds) => {
       metrics.messagesCreated.inc(accepted);
-      wake(endpointIds);
+      // insertMessages has already signalled other processes (on PostgreSQL, in its statement).
+      worker?.wake(endpointIds);
     }),
     wake,
     defaultEnvironmentId,

@@ -227,7 +227,11 @@ export interface Store {
   getSourceEvent(sourceId: string, id: string): Promise<SourceEventRow | undefined>;
 
   // messages
-  /** Inserts messages and their deliveries in one transaction (group commit). */
+  /**
+   * Inserts messages and their deliveries in one transaction (group commit), and signals other
+   * processes' workers that those deliveries are due (as notifyDue would; on PostgreSQL the
+   * NOTIFY is part of the transaction, so it goes out exactly when the rows are visible).
+   */
   insertMessages(batch: NewMessage[]): Promise<InsertMessageResult[]>;
   getMessage(appId: string, idOrEventId: string): Promise<MessageRow | undefined>;
   getMessagesByIds(ids: string[]): Promise<MessageRow[]>;

@@ -6,8 +6,9 @@
  */
 import pg from 'pg';
 import { Kysely, PostgresDialect, sql } from 'kysely';
-import type { Database } from './schema.js';
-import { SqlStore } from './sql-store.js';
+import type { ClaimedDelivery, DisabledEndpoint, InsertMessageResult, NewMessage, SettleOptions, Settlement } from './port.js';
+import { Status, type Database, type DeliveryRow, type EndpointRow, type MessageRow } from './schema.js';
+import { SqlStore, normalizeDelivery, type DialectHooks } from './sql-store.js';
 
 // int8 (bigint) columns hold millisecond timestamps, far inside Number's safe range.
 pg.types.setTypeParser(20, (v) => Number(v));
@@ -38,14 +39,21 @@ export interface PostgresOptions {
   schema?: string;
 }
 
-export function openPostgresStore(url: string, opts: PostgresOptions = {}): SqlStore {
+export function openPostgresStore(url: string, opts: PostgresOptions = {}): PostgresStore {
   const options = opts.schema ? `-c search_path=${opts.schema}` : undefined;
-  const pool = new pg.Pool({ connectionString: url, max: opts.max ?? 10, options });
-  // An idle client that loses its connection must not crash the process; the next query reports it.
-  pool.on('error', () => {});
-  const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
+  const newPool = (max: number, extra = '') => {
+    const pool = new pg.Pool({ connectionString: url, max, options: [options, extra].filter(Boolean).join(' ') || undefined });
+    // An idle client that loses its connection must not crash the process; the next query reports it.
+    pool.on('error', () => {});
+    return new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
+  };
+  const db = newPool(opts.max ?? 10);
+  // The worker's claims and outcome writes commit without waiting for the WAL flush (see
+  // DialectHooks.relaxedTransaction). Their sessions have synchronous_commit=off from the start,
+  // so one statement is one round trip, not BEGIN, SET LOCAL, statement and COMMIT.
+  const relaxed = newPool(Math.max(2, Math.ceil((opts.max ?? 10) / 2)), '-c synchronous_commit=off');
   const listeners = new Set<pg.Client>();
-  return new SqlStore(db, {
+  return new PostgresStore(db, relaxed, {
     name: 'postgres',
     withMigrationLock: async (database, fn) =>
       database.connection().execute(async (conn) => {
@@ -61,11 +69,7 @@ export function openPostgresStore(url: string, opts: PostgresOptions = {}): SqlS
     isInvalidText: (e) => ['22021', '22P05'].includes(String((e as { code?: string })?.code ?? '')),
     isUniqueViolation: (e) => (e as { code?: string })?.code === '23505',
     claimLockClause: 'for update skip locked',
-    relaxedTransaction: (database, fn) =>
-      database.transaction().execute(async (tx) => {
-        await sql`set local synchronous_commit = off`.execute(tx);
-        return fn(tx);
-      }),
+    relaxedTransaction: (_database, fn) => relaxed.transaction().execute(fn),
     // PostgreSQL's commit waits for the WAL flush on its own server process; nothing blocks here.
     durableTransaction: (database, fn) => database.transaction().execute(fn),
     notify: async (database, payload) => {
@@ -102,6 +106,123 @@ export function openPostgresStore(url: string, opts: PostgresOptions = {}): SqlS
     },
     close: async () => {
       for (const c of listeners) await c.end().catch(() => {});
+      await relaxed.destroy();
     },
   });
+}
+
+/**
+ * `insert into <table> (<columns>) select <columns> from json_populate_recordset(...)`: any number
+ * of rows as one JSON parameter, typed by the table's own row type. One statement and one
+ * parameter instead of chunked multi-row VALUES lists (PostgreSQL allows 65,535 parameters), and
+ * no query building per row.
+ */
+function insertJsonRows(table: 'messages' | 'deliveries' | 'attempts', rows: object[]) {
+  const columns = new Set<string>();
+  for (const r of rows) for (const k of Object.keys(r)) columns.add(k);
+  const list = sql.join([...columns].map((c) => sql.ref(c)));
+  return sql`insert into ${sql.table(table)} (${list}) select ${list} from json_populate_recordset(null::${sql.table(table)}, ${JSON.stringify(rows)}::json)`;
+}
+
+/**
+ * The PostgreSQL store: the shared query code, with the delivery hot path written as single
+ * statements. Every statement is a round trip through loopback TCP, and profiles of the worker
+ * and API processes spent 35-52 % of their time in those socket writes; data-modifying CTEs let
+ * PostgreSQL do in one statement (and one implicit transaction) what took four to six.
+ */
+export class PostgresStore extends SqlStore {
+  constructor(
+    db: Kysely<Database>,
+    /** Sessions with synchronous_commit=off, for claims and outcome writes. */
+    private readonly relaxed: Kysely<Database>,
+    hooks: DialectHooks,
+  ) {
+    super(db, hooks);
+  }
+
+  /**
+   * Messages, their deliveries and the NOTIFY that wakes other processes' workers, in one
+   * statement: deliveries go in only for messages that did (a repeated eventId is skipped by
+   * ON CONFLICT, its deliveries with it), and the notification is sent when the statement commits.
+   */
+  override async insertMessages(batch: NewMessage[]): Promise<InsertMessageResult[]> {
+    if (batch.length === 0) return [];
+    const deliveries = batch.flatMap((b) => b.deliveries);
+    const endpointIds = [...new Set(deliveries.map((d) => d.endpoint_id))].join(',');
+    const notify = deliveries.length ? sql`, pg_notify(${CHANNEL}, ${endpointIds.length < 7000 ? endpointIds : ''})` : sql``;
+    const deliveryInsert = deliveries.length
+      ? sql`, d as (${insertJsonRows('deliveries', deliveries)} where message_id in (select id from m))`
+      : sql``;
+    const r = await sql<{ ids: string[] }>`
+      with m as (${insertJsonRows('messages', batch.map((b) => b.message))} on conflict do nothing returning id)
+      ${deliveryInsert}
+      select array(select id from m) as ids ${notify}`.execute(this.db);
+    const inserted = new Set(r.rows[0].ids);
+    const results: InsertMessageResult[] = [];
+    for (const item of batch) {
+      if (inserted.has(item.message.id)) {
+        results.push({ ok: true });
+        continue;
+      }
+      const existing = await this.db
+        .selectFrom('messages')
+        .select('id')
+        .where('app_id', '=', item.message.app_id)
+        .where('event_id', '=', item.message.event_id)
+        .executeTakeFirst();
+      results.push({ ok: false, reason: 'duplicate_event_id', existingId: existing?.id ?? '' });
+    }
+    return results;
+  }
+
+  /** The claim and the reads of its messages and endpoints, as one statement. */
+  override async claimDue(owner: string, now: number, leaseUntil: number, limit: number, excludeEndpointIds: string[]): Promise<ClaimedDelivery[]> {
+    const exclude = excludeEndpointIds.length ? sql`and endpoint_id <> all(${excludeEndpointIds})` : sql``;
+    const r = await sql<{ deliveries: DeliveryRow[] | null; messages: MessageRow[] | null; endpoints: EndpointRow[] | null }>`
+      with c as (
+        update deliveries
+           set status = ${Status.sending}, due_at = ${leaseUntil}, lease_owner = ${owner}, updated_at = ${now}
+         where id in (
+           select id from deliveries
+            where due_at is not null and due_at <= ${now} ${exclude}
+            order by due_at
+            limit ${limit} for update skip locked)
+        returning *)
+      select (select json_agg(c) from c) as deliveries,
+             (select json_agg(m) from messages m where m.id in (select message_id from c)) as messages,
+             (select json_agg(e) from endpoints e where e.id in (select endpoint_id from c)) as endpoints`.execute(this.relaxed);
+    const row = r.rows[0];
+    const deliveries = (row.deliveries ?? []).map(normalizeDelivery);
+    const msgById = new Map((row.messages ?? []).map((m) => [m.id, m]));
+    const epById = new Map((row.endpoints ?? []).map((e) => [e.id, e]));
+    deliveries.sort((a, b) => (a.id < b.id ? -1 : 1));
+    return deliveries.map((d) => ({ delivery: d, message: msgById.get(d.message_id) ?? null, endpoint: epById.get(d.endpoint_id) ?? null }));
+  }
+
+  /**
+   * A batch of successes (the common case) is one statement: attempt rows, delivery states fenced
+   * by lease owner, and the end of those endpoints' failure streaks. A batch with a failure or a
+   * 410 reads and writes endpoint health per endpoint, in one transaction.
+   */
+  override async settle(batch: Settlement[], opts: SettleOptions): Promise<DisabledEndpoint[]> {
+    if (batch.length === 0) return [];
+    if (batch.some((s) => s.health === 'failure' || s.disableNow)) return super.settle(batch, opts);
+    const attempts = batch.flatMap((s) => (s.attempt ? [s.attempt] : []));
+    const states = batch.map((s) => ({ id: s.deliveryId, owner: s.leaseOwner, status: s.status, due_at: s.dueAt, attempts: s.attempts, last_attempt_at: s.attempt?.created_at ?? null }));
+    const healthy = [...new Set(batch.filter((s) => s.health === 'success').map((s) => s.endpointId))];
+    const attemptInsert = attempts.length ? sql`a as (${insertJsonRows('attempts', attempts)}),` : sql``;
+    await sql`
+      with ${attemptInsert}
+      v as (select * from json_to_recordset(${JSON.stringify(states)}::json)
+              as v(id text, owner text, status integer, due_at bigint, attempts integer, last_attempt_at bigint)),
+      u as (
+        update deliveries
+           set status = v.status, due_at = v.due_at, attempts = v.attempts, lease_owner = null,
+               last_attempt_at = coalesce(v.last_attempt_at, deliveries.last_attempt_at), updated_at = ${opts.now}
+          from v
+         where deliveries.id = v.id and deliveries.lease_owner = v.owner)
+      update endpoints set failing_since = null
+       where id = any(${healthy}::text[]) and failing_since is not null`.execute(this.relaxed);
+    return [];
+  }
 }

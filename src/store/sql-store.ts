@@ -85,7 +85,7 @@ export interface DialectHooks {
 }
 
 /** Splits arrays for IN lists; SQLite allows at most 32,766 bound parameters per statement. */
-function chunks<T>(items: T[], size = 500): T[][] {
+export function chunks<T>(items: T[], size = 500): T[][] {
   const out: T[][] = [];
   for (let i = 0; i < items.length; i += size) out.push(items.slice(i, i + size));
   return out;
@@ -111,7 +111,7 @@ export class SqlStore implements Store {
 
   constructor(
     readonly db: Kysely<Database>,
-    private readonly hooks: DialectHooks,
+    protected readonly hooks: DialectHooks,
   ) {
     this.dialect = hooks.name;
   }
@@ -540,7 +540,7 @@ export class SqlStore implements Store {
   }
 
   /** Endpoint failure streaks: one update per endpoint in the batch, disabling where due. */
-  private async applyHealth(tx: Kysely<Database>, batch: Settlement[], opts: SettleOptions): Promise<DisabledEndpoint[]> {
+  protected async applyHealth(tx: Kysely<Database>, batch: Settlement[], opts: SettleOptions): Promise<DisabledEndpoint[]> {
     const perEndpoint = new Map<string, { success: boolean; failure: boolean; gone: boolean }>();
     for (const s of batch) {
       if (s.health === 'none' && !s.disableNow) continue;
@@ -885,7 +885,7 @@ function normalizeSourceEvent(r: SourceEventRow): SourceEventRow {
 }
 
 /** PostgreSQL returns bigint as string unless told otherwise; keep numbers numbers. */
-function normalizeDelivery(r: DeliveryRow): DeliveryRow {
+export function normalizeDelivery(r: DeliveryRow): DeliveryRow {
   return {
     ...r,
     due_at: r.due_at === null ? null : Number(r.due_at),

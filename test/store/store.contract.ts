@@ -1351,6 +1351,30 @@ export function storeContract(name: string, open: () => Promise<Store>, dispose:
         }
         await off();
       });
+
+      it('signals the endpoints of inserted deliveries when their messages commit', async () => {
+        const { app } = await seedApp();
+        const [e1, e2] = [await seedEndpoint(app), await seedEndpoint(app)];
+        const signals: (string[] | undefined)[] = [];
+        const off = await store.onDue((ids) => signals.push(ids));
+        const m1 = message(app, { id: messageIdAt(T0 + 1) });
+        const m2 = message(app, { id: messageIdAt(T0 + 2) });
+        await store.insertMessages([
+          { message: m1, deliveries: [delivery(m1, e1)] },
+          { message: m2, deliveries: [delivery(m2, e2), delivery(m2, e1)] },
+        ]);
+        // Messages with no delivery wake nobody.
+        const m3 = message(app, { id: messageIdAt(T0 + 3) });
+        await store.insertMessages([{ message: m3, deliveries: [] }]);
+        if (store.dialect === 'postgres') {
+          for (let i = 0; i < 100 && signals.length < 1; i++) await new Promise((r) => setTimeout(r, 20));
+          await new Promise((r) => setTimeout(r, 100));
+          expect(signals).toEqual([[e1.id, e2.id]]);
+        } else {
+          expect(signals).toEqual([]);
+        }
+        await off();
+      });
     });
 
     describe('endpoint rate buckets', () => {
