@@ -1,5 +1,6 @@
 /** What request handlers and workers share: configuration, store, crypto and signals. */
 import type { Logger } from 'pino';
+import type { ApplicationCache } from './applications/cache.js';
 import type { Config } from './config.js';
 import type { SecretBox } from './crypto/secret-box.js';
 import type { Authenticator } from './http/auth.js';
@@ -15,7 +16,8 @@ export interface Context {
   log: Logger;
   messages: MessageWriter;
   metrics: Metrics;
-  /** Tells the local delivery worker (if any) that new work is due now. */
+  /** Application lookups for message creation (src/applications/cache.ts). */
+  apps: ApplicationCache;
   /** New deliveries are due (for these endpoints, when known): claim them soon. */
   wake: (endpointIds?: Iterable<string>) => void;
   defaultEnvironmentId: string;

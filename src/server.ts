@@ -13,6 +13,7 @@ import { DeliveryWorker } from './delivery/worker.js';
 import { createEnvironment } from './environments/routes.js';
 import { buildApp } from './http/app.js';
 import { Authenticator, generateApiKey } from './http/auth.js';
+import { ApplicationCache } from './applications/cache.js';
 import { MessageWriter } from './messages/message-writer.js';
 import { Metrics } from './metrics/metrics.js';
 import { metricsRoutes } from './metrics/routes.js';
@@ -89,6 +90,7 @@ export async function startKoppel(config: Config, opts: { logger?: Logger; liste
     log,
     metrics,
     auth: new Authenticator(store, adminKeys, () => defaultEnvironmentId),
+    apps: new ApplicationCache(store),
     messages: new MessageWriter(store, (accepted, endpointIds) => {
       metrics.messagesCreated.inc(accepted);
       // insertMessages has already signalled other processes (on PostgreSQL, in its statement).

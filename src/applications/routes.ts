@@ -30,8 +30,8 @@ export function applicationOut(r: ApplicationRow): Static<typeof ApplicationOut>
  * Finds an application the caller may see. A key limited to another application gets the same
  * 404 as a missing id, so ids of other tenants cannot be probed.
  */
-export async function loadApp(ctx: Context, p: Principal, idOrUid: string): Promise<ApplicationRow> {
-  const app = await ctx.store.getApplication(p.environmentId, idOrUid);
+export async function loadApp(ctx: Context, p: Principal, idOrUid: string, opts: { cached?: boolean } = {}): Promise<ApplicationRow> {
+  const app = opts.cached ? await ctx.apps.get(p.environmentId, idOrUid) : await ctx.store.getApplication(p.environmentId, idOrUid);
   if (!app || (p.applicationId !== null && app.id !== p.applicationId)) throw notFoundError('Application', idOrUid);
   return app;
 }
@@ -91,6 +91,7 @@ export function applicationRoutes(app: FastifyInstance, ctx: Context) {
       throttle_rate: b.rateLimit !== undefined ? b.rateLimit : b.throttleRate !== undefined ? b.throttleRate : replace ? null : cur.throttle_rate,
       updated_at: Date.now(),
     };
+    ctx.apps.clear();
     if (!(await ctx.store.updateApplication(next))) throw new ApiError('conflict', `An application with uid "${b.uid}" already exists; choose another uid.`);
     return next;
   };
@@ -124,7 +125,9 @@ export function applicationRoutes(app: FastifyInstance, ctx: Context) {
   }, async (req, reply) => {
     requireEnvironmentKey(req.principal);
     const a = await loadApp(ctx, req.principal, req.params.app_id);
+    ctx.apps.clear();
     await ctx.store.deleteApplication(a.environment_id, a.id);
+    ctx.apps.clear();
     return reply.code(204).send(null);
   });
 }

@@ -84,7 +84,7 @@ export function messageRoutes(app: FastifyInstance, ctx: Context) {
     const now = Date.now();
     let a: ApplicationRow;
     try {
-      a = await loadApp(ctx, req.principal, req.params.app_id);
+      a = await loadApp(ctx, req.principal, req.params.app_id, { cached: true });
     } catch (e) {
       if (!(e instanceof ApiError) || e.code !== 'not_found' || !b.application || req.principal.kind === 'application') throw e;
       // Svix: a message can create its application on the fly (uid taken from the path).
@@ -109,7 +109,7 @@ export function messageRoutes(app: FastifyInstance, ctx: Context) {
       response: { 202: BulkMessageOut, ...errorResponses },
     },
   }, async (req, reply) => {
-    const a = await loadApp(ctx, req.principal, req.params.app_id);
+    const a = await loadApp(ctx, req.principal, req.params.app_id, { cached: true });
     const now = Date.now();
     // Validate everything before writing anything: one bad item refuses the whole request.
     const drafts = req.body.messages.map((m, i) => draftMessage(ctx, a, m, now, ['body', 'messages', i]));

@@ -114,6 +114,20 @@ describe('/api/v1/app', () => {
     expect((await k.api('PATCH', '/api/v1/app/missing-app', { name: 'x' })).status).toBe(404);
   });
 
+  it('sending a message sees an application change made a moment before (no stale lookup)', async () => {
+    const app = await createApp(k, { name: 'Moving', uid: 'moving-uid' });
+    const send = () => k.api('POST', '/api/v1/app/moving-uid/msg', { eventType: 'user.created', payload: { n: 1 } });
+    expect((await send()).status).toBe(202);
+    expect((await k.api('PATCH', `/api/v1/app/${app.id}`, { uid: 'moved-uid' })).status).toBe(200);
+    expect((await send()).status).toBe(404);
+    const other = await createApp(k, { name: 'Takes the uid', uid: 'moving-uid' });
+    const r = await send();
+    expect(r.status).toBe(202);
+    expect((await k.api('GET', `/api/v1/app/${other.id}/msg/${r.body.id}`)).status).toBe(200);
+    expect((await k.api('DELETE', `/api/v1/app/${other.id}`)).status).toBe(204);
+    expect((await send()).status).toBe(404);
+  });
+
   it('refuses a taken uid with 409 on create, PATCH and PUT', async () => {
     await createApp(k, { name: 'First', uid: 'taken-uid' });
     const dup = await k.api('POST', '/api/v1/app', { name: 'Second', uid: 'taken-uid' });
