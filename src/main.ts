@@ -1,7 +1,9 @@
+#!/usr/bin/env node
 /**
  * Entry point: `node dist/main.js [--role api|worker|all]`. Loads the configuration, starts the
  * parts of Koppel the role asks for, and drains cleanly on SIGTERM/SIGINT.
  */
+import { applyHeapGrowth } from './lib/heap-growth.js';
 import { ConfigError, loadConfig, type Role } from './config.js';
 import { startKoppel } from './server.js';
 
@@ -17,6 +19,7 @@ function roleFromArgs(argv: string[]): Role | undefined {
 }
 
 async function main() {
+  applyHeapGrowth();
   let config;
   try {
     const role = roleFromArgs(process.argv.slice(2));
