@@ -140,6 +140,15 @@ export class PostgresStore extends SqlStore {
     super(db, hooks);
   }
 
+  protected override relaxedStatement<T>(fn: (db: Kysely<Database>) => Promise<T>): Promise<T> {
+    return fn(this.relaxed);
+  }
+
+  /** A single statement commits on its own, and PostgreSQL's commit waits for the WAL flush. */
+  protected override durableStatement<T>(fn: (db: Kysely<Database>) => Promise<T>): Promise<T> {
+    return fn(this.db);
+  }
+
   /**
    * Messages, their deliveries and the NOTIFY that wakes other processes' workers, in one
    * statement: deliveries go in only for messages that did (a repeated eventId is skipped by

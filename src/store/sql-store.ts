@@ -690,27 +690,52 @@ export class SqlStore implements Store {
 
   // ── idempotency ──────────────────────────────────────────────────────────────────────────
 
+  /**
+   * Runs one statement that need not survive a power cut by itself (see relaxedTransaction).
+   * PostgreSQL runs it on its relaxed sessions as one round trip.
+   */
+  protected relaxedStatement<T>(fn: (db: Kysely<Database>) => Promise<T>): Promise<T> {
+    return this.hooks.relaxedTransaction(this.db, fn);
+  }
+
+  /** Runs one statement that is durable when the promise resolves (see durableTransaction). */
+  protected durableStatement<T>(fn: (db: Kysely<Database>) => Promise<T>): Promise<T> {
+    return this.hooks.durableTransaction(this.db, fn);
+  }
+
   async beginIdempotent(environmentId: string, key: string, requestHash: string, now: number, ttlMs: number): Promise<IdempotencyBegin> {
-    // Expired keys are forgotten first so the insert below can take their place.
-    await this.db.deleteFrom('idempotency_keys').where('environment_id', '=', environmentId).where('key', '=', key).where('expires_at', '<=', now).execute();
-    const inserted = await this.db
-      .insertInto('idempotency_keys')
-      .values({ environment_id: environmentId, key, request_hash: requestHash, status_code: null, response: null, created_at: now, expires_at: now + ttlMs })
-      .onConflict((oc) => oc.doNothing())
-      .returning('key')
-      .executeTakeFirst();
-    if (inserted) return { state: 'new' };
+    // A new key, or an expired one taken over, in one statement. It need not wait for the disk:
+    // it only has to survive what the message it guards survives, and that message's durable
+    // commit comes later and makes every earlier commit durable with it (the SQLite WAL and the
+    // PostgreSQL WAL are written in order). The Svix clients send a key with every POST, so this
+    // is on the hot path of message creation.
+    const fresh = { request_hash: requestHash, status_code: null, response: null, created_at: now, expires_at: now + ttlMs };
+    const taken = await this.relaxedStatement((db) =>
+      db
+        .insertInto('idempotency_keys')
+        .values({ environment_id: environmentId, key, ...fresh })
+        .onConflict((oc) => oc.columns(['environment_id', 'key']).doUpdateSet(fresh).where('idempotency_keys.expires_at', '<=', now))
+        .returning('key')
+        .executeTakeFirst(),
+    );
+    if (taken) return { state: 'new' };
     const row = await this.db.selectFrom('idempotency_keys').selectAll().where('environment_id', '=', environmentId).where('key', '=', key).executeTakeFirst();
+    // Abandoned (deleted) between the two statements: try to take it again.
     if (!row) return this.beginIdempotent(environmentId, key, requestHash, now, ttlMs);
     if (row.request_hash !== requestHash) return { state: 'mismatch' };
     if (row.status_code === null) return { state: 'pending' };
     return { state: 'done', statusCode: row.status_code, response: row.response ?? '' };
   }
   async completeIdempotent(environmentId: string, key: string, statusCode: number, response: string) {
-    await this.db.updateTable('idempotency_keys').set({ status_code: statusCode, response }).where('environment_id', '=', environmentId).where('key', '=', key).execute();
+    // Durable before the response goes out, so a retry after a crash replays it.
+    await this.durableStatement((db) =>
+      db.updateTable('idempotency_keys').set({ status_code: statusCode, response }).where('environment_id', '=', environmentId).where('key', '=', key).execute(),
+    );
   }
   async abandonIdempotent(environmentId: string, key: string) {
-    await this.db.deleteFrom('idempotency_keys').where('environment_id', '=', environmentId).where('key', '=', key).where('status_code', 'is', null).execute();
+    await this.relaxedStatement((db) =>
+      db.deleteFrom('idempotency_keys').where('environment_id', '=', environmentId).where('key', '=', key).where('status_code', 'is', null).execute(),
+    );
   }
 
   // ── signals and queue depth ──────────────────────────────────────────────────────────────

@@ -82,4 +82,33 @@ describe('sqlite: message ingest durability', () => {
       fs.rmSync(dir, { recursive: true, force: true });
     }
   });
+
+  it('records an idempotency key without a sync, and its response only after one', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'koppel-wal-'));
+    const store = openSqliteStore(path.join(dir, 'koppel.db'));
+    await store.migrate();
+    const probe = await fs.promises.open(path.join(dir, 'probe'), 'w');
+    const proto = Object.getPrototypeOf(probe) as { datasync: () => Promise<void> };
+    await probe.close();
+    const held: (() => void)[] = [];
+    const spy = vi.spyOn(proto, 'datasync').mockImplementation(() => new Promise<void>((resolve) => held.push(resolve)));
+    try {
+      // The key itself is made durable by the message insert that follows it (an earlier commit).
+      expect(await store.beginIdempotent('env_1', 'k', 'h', Date.now(), 60_000)).toEqual({ state: 'new' });
+      expect(held).toHaveLength(0);
+      let completed = false;
+      const complete = store.completeIdempotent('env_1', 'k', 202, '{"id":"msg_1"}').then(() => (completed = true));
+      await vi.waitFor(() => expect(held).toHaveLength(1));
+      await new Promise((r) => setTimeout(r, 20));
+      expect(completed).toBe(false);
+      held.shift()!();
+      await complete;
+      expect(await store.beginIdempotent('env_1', 'k', 'h', Date.now(), 60_000)).toEqual({ state: 'done', statusCode: 202, response: '{"id":"msg_1"}' });
+    } finally {
+      spy.mockRestore();
+      held.forEach((f) => f());
+      await store.close();
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
 });
