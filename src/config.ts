@@ -23,6 +23,7 @@ export interface Config {
   allowedNetworks: string[];
   endpointConcurrency: number;
   workerConcurrency: number;
+  deliveryThreads: number;
   claimBatchSize: number;
   leaseMs: number;
   pollIntervalMs: number;
@@ -189,6 +190,7 @@ export const SETTINGS = {
   allowedNetworks: { key: 'KOPPEL_ALLOWED_NETWORKS', default: '', description: 'Comma-separated CIDR blocks that deliveries may reach even though they are private, loopback or otherwise blocked (e.g. 127.0.0.0/8 for local testing).', parse: cidrList },
   endpointConcurrency: { key: 'KOPPEL_ENDPOINT_CONCURRENCY', default: '100', description: 'Maximum attempts in flight to one endpoint from one worker process; give a fragile receiver a rateLimit instead of lowering this for all.', parse: int(1, 10000) },
   workerConcurrency: { key: 'KOPPEL_WORKER_CONCURRENCY', default: '1000', description: 'Maximum attempts in flight in one worker process.', parse: int(1, 100000) },
+  deliveryThreads: { key: 'KOPPEL_DELIVERY_THREADS', default: '0', description: 'Threads per worker process that carry out the HTTP exchanges of deliveries, beside the main thread that owns the database, the API and the retry bookkeeping; 0 runs them on the main thread. Worth trying on a machine with cores to spare (docs/benchmarks.md); requests to one origin always use the same thread.', parse: int(0, 64) },
   claimBatchSize: { key: 'KOPPEL_CLAIM_BATCH', default: '50', description: 'Deliveries claimed per database round trip.', parse: int(1, 1000) },
   leaseMs: { key: 'KOPPEL_LEASE', default: '60', description: 'Seconds a claimed delivery stays leased to a worker before another may take it; must exceed the request timeout.', parse: seconds(1, 3600) },
   pollIntervalMs: { key: 'KOPPEL_POLL_INTERVAL', default: '1', description: 'Seconds between fallback polls for due deliveries when no wake-up signal arrives.', parse: seconds(0.01, 60) },

@@ -279,6 +279,8 @@ interface Progress {
 }
 
 export class HttpSender {
+  /** Ready at once (SenderThreads has to start its threads first). */
+  readonly ready = Promise.resolve();
   private readonly agent: Agent;
   private readonly allow: AllowList;
   private readonly deadlineMs: number;

@@ -16,7 +16,8 @@ import { activeSecrets, openSecrets } from '../endpoints/secrets.js';
 import { newId } from '../lib/ids.js';
 import type { ClaimedDelivery, DisabledEndpoint, Settlement, Store } from '../store/port.js';
 import { Status, type AttemptRow, type EndpointRow } from '../store/schema.js';
-import { HttpSender, type SendResult } from './http-sender.js';
+import { HttpSender, type SendRequest, type SendResult } from './http-sender.js';
+import { SenderThreads } from './sender-threads.js';
 import { nextRetry } from './retry-policy.js';
 import { signatureHeader } from './signature.js';
 import { authHeaders, openAuth } from '../endpoints/auth.js';
@@ -55,7 +56,8 @@ export interface WorkerDeps {
 
 export class DeliveryWorker {
   readonly owner = `${os.hostname()}:${process.pid}:${randomBytes(4).toString('hex')}`;
-  private readonly sender: HttpSender;
+  private readonly sender: { send(req: SendRequest): Promise<SendResult>; close(): Promise<void>; ready: Promise<void> };
+  private stopped = false;
   private inFlight = 0;
   private readonly perEndpoint = new Map<string, number>();
   private readonly pausedUntil = new Map<string, number>();
@@ -103,16 +105,18 @@ export class DeliveryWorker {
   constructor(private readonly deps: WorkerDeps) {
     const c = deps.config;
     this.transformLimits = { ...runLimitsOf(c), maxWaitMs: Math.max(100, Math.min(c.requestTimeoutMs, c.leaseMs - c.requestTimeoutMs - c.transformTimeoutMs - 1000)) };
-    this.sender = new HttpSender({
-      allowedNetworks: deps.config.allowedNetworks,
-      deadlineMs: deps.config.requestTimeoutMs,
-      maxResponseBytes: deps.config.maxResponseBytes,
-    });
+    const senderOptions = { allowedNetworks: c.allowedNetworks, deadlineMs: c.requestTimeoutMs, maxResponseBytes: c.maxResponseBytes };
+    this.sender = c.deliveryThreads > 0 ? new SenderThreads(c.deliveryThreads, senderOptions) : new HttpSender(senderOptions);
   }
 
   start() {
-    this.running = true;
-    this.kick();
+    // Claim only once the delivery threads are up (a claimed delivery would otherwise spend part
+    // of its lease waiting for them instead of waiting in the database).
+    void this.sender.ready.then(() => {
+      if (this.stopped) return;
+      this.running = true;
+      this.kick();
+    });
   }
 
   /**
@@ -155,6 +159,7 @@ export class DeliveryWorker {
 
   /** Stops claiming, waits for attempts in flight (up to the deadline) and writes them back. */
   async stop(): Promise<void> {
+    this.stopped = true;
     this.running = false;
     if (this.timer) clearTimeout(this.timer);
     if (this.soonTimer) clearTimeout(this.soonTimer);

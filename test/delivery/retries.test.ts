@@ -125,6 +125,25 @@ describe('retries', () => {
     expect(gaps[1]).toBeGreaterThanOrEqual(150);
   });
 
+  it('works the same with the HTTP exchanges on a delivery thread (KOPPEL_DELIVERY_THREADS=1)', async () => {
+    const rcv = await receiver();
+    let n = 0;
+    rcv.respond((_req, res) => {
+      n++;
+      res.statusCode = n === 1 ? 500 : 200;
+      res.end(n === 1 ? 'boom' : 'ok');
+    });
+    const s = await setup({ KOPPEL_RETRY_SCHEDULE: '0,0.1', KOPPEL_DELIVERY_THREADS: '1' }, `${rcv.url}/hook`);
+    const msgId = await s.send({ id: 1 });
+    await rcv.waitFor(2);
+    const attempts = await eventually(async () => {
+      const a = await s.attempts(msgId);
+      return a.length === 2 && a;
+    });
+    expect(attempts.map((a) => [a.status, a.responseStatusCode, a.response])).toEqual([[2, 500, 'boom'], [0, 200, 'ok']]);
+    expect(rcv.requests[0].headers['webhook-id']).toBe(msgId);
+  });
+
   it('gives up after the schedule is exhausted: status fail and one attempt per schedule entry', async () => {
     const rcv = await receiver();
     rcv.respond((_req, res) => {
