@@ -37,6 +37,11 @@ interface PreparedEndpoint {
   authHeaders: Record<string, string>;
   /** The enabled transformation, or null (the common case: no extra work per delivery). */
   transform: Runnable | null;
+  /**
+   * Names of this endpoint's own and credential headers whose values the attempt log shows as
+   * [redacted]; the headers Koppel adds (content type, ids, timestamps, signatures) never are.
+   */
+  redacted: Set<string>;
 }
 
 /** How long freed slots are collected before one claim refills them (measured: a claim per
@@ -396,10 +401,12 @@ export class DeliveryWorker {
     let p = this.endpointCache.get(key);
     if (!p || p.secrets_source !== ep.secrets || p.headers_source !== ep.headers || p.auth_source !== ep.auth || p.transformation_source !== ep.transformation) {
       const t = parseTransformation(ep.transformation);
+      const headers: Record<string, string> = JSON.parse(ep.headers);
+      const credentials = authHeaders(openAuth(this.deps.box, ep.auth));
+      const redacted = new Set(Object.keys({ ...headers, ...credentials }).filter((k) => (SENSITIVE_HEADER.test(k) && !/signature/i.test(k)) || k in credentials));
       p = {
         secrets_source: ep.secrets, headers_source: ep.headers, auth_source: ep.auth, transformation_source: ep.transformation,
-        secrets: openSecrets(this.deps.box, ep.secrets), headers: JSON.parse(ep.headers),
-        authHeaders: authHeaders(openAuth(this.deps.box, ep.auth)), transform: t && t.enabled ? runnableOf(t) : null,
+        secrets: openSecrets(this.deps.box, ep.secrets), headers, authHeaders: credentials, transform: t && t.enabled ? runnableOf(t) : null, redacted,
       };
       if (this.endpointCache.size >= 10_000) this.endpointCache.delete(this.endpointCache.keys().next().value!);
       this.endpointCache.set(key, p);
@@ -417,7 +424,7 @@ export class DeliveryWorker {
     let body = m.payload!;
     let result: SendResult;
     let sentHeaders: Record<string, string> = {};
-    let credentialHeaders: Record<string, string> = {};
+    let redacted: Set<string> | null = null;
     try {
       const prepared = this.prepared(ep);
       // A transformation's output is the body that is signed and sent; when it fails, that is the
@@ -428,7 +435,7 @@ export class DeliveryWorker {
         if (t.ok) body = JSON.stringify(t.output);
         else transformError = `transformation failed (${t.errorKind}): ${t.error}`;
       }
-      credentialHeaders = prepared.authHeaders;
+      redacted = prepared.redacted;
       const signature = transformError === null ? signatureHeader(activeSecrets(prepared.secrets, started), m.id, ts, body) : '';
       sentHeaders = transformError !== null ? {} : {
         ...prepared.headers,
@@ -452,7 +459,7 @@ export class DeliveryWorker {
     const now = Date.now();
     const attempts = d.attempts + 1;
     const shown: Record<string, string> = {};
-    for (const [k, v] of Object.entries(sentHeaders)) shown[k] = (SENSITIVE_HEADER.test(k) && !/signature/i.test(k)) || k in credentialHeaders ? '[redacted]' : v;
+    for (const k in sentHeaders) shown[k] = redacted?.has(k) ? '[redacted]' : sentHeaders[k];
     const attempt: AttemptRow = {
       id: newId('atmpt', now), delivery_id: d.id, message_id: m.id, endpoint_id: ep.id, app_id: d.app_id, environment_id: d.environment_id,
       url: ep.url, status: result.ok ? Status.success : Status.fail, response_status_code: result.status ?? 0, response: result.body,
@@ -460,7 +467,7 @@ export class DeliveryWorker {
       error: result.ok ? null : result.error, request_headers: JSON.stringify(shown), trigger_type: d.trigger_type, created_at: started,
     };
     const base = { deliveryId: d.id, leaseOwner: this.owner, endpointId: ep.id, attempt, attempts };
-    log.debug({ msgId: m.id, endpointId: ep.id, attemptId: attempt.id, status: result.status, errorClass: result.errorClass, ms: attempt.duration_ms }, 'attempt');
+    if (log.isLevelEnabled('debug')) log.debug({ msgId: m.id, endpointId: ep.id, attemptId: attempt.id, status: result.status, errorClass: result.errorClass, ms: attempt.duration_ms }, 'attempt');
     // The caller keeps the endpoint slot until this write is done: an attempt whose outcome is
     // not yet durable is still in flight, which bounds what a crash can make us send twice.
     if (result.ok) {

@@ -133,11 +133,17 @@ describe('/api/v1/app/{app_id}/endpoint', () => {
       expect(afterPatch.body).toEqual({ headers: { 'x-region': 'eu' }, sensitive: ['x-api-key'] });
 
       // Hidden is not dropped: deliveries still carry the sensitive header.
-      await sendMessage(k, app.id, { eventType: 'headers.check', payload: {} });
+      const msg = await sendMessage(k, app.id, { eventType: 'headers.check', payload: {} });
       const [req] = await waitForPath(rcv, '/headers', 1);
       expect(req.headers['x-api-key']).toBe('topsecret-2');
       expect(req.headers['x-region']).toBe('eu');
       expect(req.headers['x-env']).toBeUndefined();
+      // The attempt log shows the sensitive header's name only; Koppel's own headers in full.
+      // (Other endpoints of this application may get the message too.)
+      const attempt = await pollApi(k, `/api/v1/app/${app.id}/attempt/msg/${msg.id}`, (b) => b.data.find((a: { endpointId: string }) => a.endpointId === ep.id));
+      expect(attempt.requestHeaders).toMatchObject({
+        'x-api-key': '[redacted]', 'x-region': 'eu', 'webhook-id': msg.id, 'webhook-signature': req.headers['webhook-signature'], 'svix-signature': req.headers['svix-signature'],
+      });
     });
 
     it('refuses a reserved header (webhook-id) with 422 on create, PUT and PATCH', async () => {
