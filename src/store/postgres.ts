@@ -37,6 +37,11 @@ export interface PostgresOptions {
   max?: number;
   /** Schema to use (search_path); tests give each run its own. */
   schema?: string;
+  /**
+   * Text (payloads, response bodies) above which a batch is written in chunked statements within
+   * a transaction instead of as one JSON value (default 32 MiB; tests lower it).
+   */
+  oneStatementMaxChars?: number;
 }
 
 export function openPostgresStore(url: string, opts: PostgresOptions = {}): PostgresStore {
@@ -53,7 +58,7 @@ export function openPostgresStore(url: string, opts: PostgresOptions = {}): Post
   // so one statement is one round trip, not BEGIN, SET LOCAL, statement and COMMIT.
   const relaxed = newPool(Math.max(2, Math.ceil((opts.max ?? 10) / 2)), '-c synchronous_commit=off');
   const listeners = new Set<pg.Client>();
-  return new PostgresStore(db, relaxed, {
+  return new PostgresStore(db, relaxed, opts.oneStatementMaxChars ?? 32 * 1024 * 1024, {
     name: 'postgres',
     withMigrationLock: async (database, fn) =>
       database.connection().execute(async (conn) => {
@@ -124,6 +129,13 @@ function insertJsonRows(table: 'messages' | 'deliveries' | 'attempts', rows: obj
   return sql`insert into ${sql.table(table)} (${list}) select ${list} from json_populate_recordset(null::${sql.table(table)}, ${JSON.stringify(rows)}::json)`;
 }
 
+/** Characters of text in these values (payloads, response bodies); the rest of a row is small. */
+function textOf(values: (string | null | undefined)[]): number {
+  let n = 0;
+  for (const v of values) n += v?.length ?? 0;
+  return n;
+}
+
 /**
  * The PostgreSQL store: the shared query code, with the delivery hot path written as single
  * statements. Every statement is a round trip through loopback TCP, and profiles of the worker
@@ -135,6 +147,12 @@ export class PostgresStore extends SqlStore {
     db: Kysely<Database>,
     /** Sessions with synchronous_commit=off, for claims and outcome writes. */
     private readonly relaxed: Kysely<Database>,
+    /**
+     * A batch carrying more text than this is written by the shared, chunked code instead: one
+     * JSON value of every payload could outgrow what V8 allows in a string (about 512 MiB) or
+     * PostgreSQL in a value (1 GB).
+     */
+    private readonly oneStatementMaxChars: number,
     hooks: DialectHooks,
   ) {
     super(db, hooks);
@@ -156,6 +174,13 @@ export class PostgresStore extends SqlStore {
    */
   override async insertMessages(batch: NewMessage[]): Promise<InsertMessageResult[]> {
     if (batch.length === 0) return [];
+    if (textOf(batch.map((b) => b.message.payload)) > this.oneStatementMaxChars) {
+      const results = await super.insertMessages(batch);
+      const endpointIds = new Set(batch.flatMap((b, i) => (results[i].ok ? b.deliveries.map((d) => d.endpoint_id) : [])));
+      // Committed already: a lost signal only leaves the work to the workers' poll.
+      if (endpointIds.size) await this.notifyDue(endpointIds).catch(() => {});
+      return results;
+    }
     const deliveries = batch.flatMap((b) => b.deliveries);
     const endpointIds = [...new Set(deliveries.map((d) => d.endpoint_id))].join(',');
     const notify = deliveries.length ? sql`, pg_notify(${CHANNEL}, ${endpointIds.length < 7000 ? endpointIds : ''})` : sql``;
@@ -184,10 +209,15 @@ export class PostgresStore extends SqlStore {
     return results;
   }
 
-  /** The claim and the reads of its messages and endpoints, as one statement. */
+  /**
+   * The claim and the reads of its messages and endpoints, as one statement. Each message and
+   * endpoint comes once, as JSON on the first of its deliveries' rows (a fan-out claim would
+   * otherwise repeat a payload per endpoint), and one value per row, never one aggregate of the
+   * whole batch (50 payloads of many megabytes would make a string longer than V8 allows).
+   */
   override async claimDue(owner: string, now: number, leaseUntil: number, limit: number, excludeEndpointIds: string[]): Promise<ClaimedDelivery[]> {
     const exclude = excludeEndpointIds.length ? sql`and endpoint_id <> all(${excludeEndpointIds})` : sql``;
-    const r = await sql<{ deliveries: DeliveryRow[] | null; messages: MessageRow[] | null; endpoints: EndpointRow[] | null }>`
+    const r = await sql<DeliveryRow & { _message: MessageRow | null; _endpoint: EndpointRow | null }>`
       with c as (
         update deliveries
            set status = ${Status.sending}, due_at = ${leaseUntil}, lease_owner = ${owner}, updated_at = ${now}
@@ -197,14 +227,20 @@ export class PostgresStore extends SqlStore {
             order by due_at
             limit ${limit} for update skip locked)
         returning *)
-      select (select json_agg(c) from c) as deliveries,
-             (select json_agg(m) from messages m where m.id in (select message_id from c)) as messages,
-             (select json_agg(e) from endpoints e where e.id in (select endpoint_id from c)) as endpoints`.execute(this.relaxed);
-    const row = r.rows[0];
-    const deliveries = (row.deliveries ?? []).map(normalizeDelivery);
-    const msgById = new Map((row.messages ?? []).map((m) => [m.id, m]));
-    const epById = new Map((row.endpoints ?? []).map((e) => [e.id, e]));
-    deliveries.sort((a, b) => (a.id < b.id ? -1 : 1));
+      select c.*,
+             case when row_number() over (partition by c.message_id order by c.id) = 1
+                  then (select row_to_json(m) from messages m where m.id = c.message_id) end as _message,
+             case when row_number() over (partition by c.endpoint_id order by c.id) = 1
+                  then (select row_to_json(e) from endpoints e where e.id = c.endpoint_id) end as _endpoint
+        from c
+       order by c.id`.execute(this.relaxed);
+    const msgById = new Map<string, MessageRow>();
+    const epById = new Map<string, EndpointRow>();
+    const deliveries = r.rows.map(({ _message, _endpoint, ...d }) => {
+      if (_message) msgById.set(_message.id, _message);
+      if (_endpoint) epById.set(_endpoint.id, _endpoint);
+      return normalizeDelivery(d);
+    });
     return deliveries.map((d) => ({ delivery: d, message: msgById.get(d.message_id) ?? null, endpoint: epById.get(d.endpoint_id) ?? null }));
   }
 
@@ -216,6 +252,7 @@ export class PostgresStore extends SqlStore {
   override async settle(batch: Settlement[], opts: SettleOptions): Promise<DisabledEndpoint[]> {
     if (batch.length === 0) return [];
     if (batch.some((s) => s.health === 'failure' || s.disableNow)) return super.settle(batch, opts);
+    if (textOf(batch.map((s) => s.attempt?.response)) > this.oneStatementMaxChars) return super.settle(batch, opts);
     const attempts = batch.flatMap((s) => (s.attempt ? [s.attempt] : []));
     const states = batch.map((s) => ({ id: s.deliveryId, owner: s.leaseOwner, status: s.status, due_at: s.dueAt, attempts: s.attempts, last_attempt_at: s.attempt?.created_at ?? null }));
     const healthy = [...new Set(batch.filter((s) => s.health === 'success').map((s) => s.endpointId))];

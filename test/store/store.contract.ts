@@ -662,6 +662,19 @@ export function storeContract(name: string, open: () => Promise<Store>, dispose:
         expect(await store.getDelivery(m1.id, e1.id)).toEqual(c1.delivery);
       });
 
+      it('gives every claimed delivery its message and endpoint when they repeat within a claim', async () => {
+        const { app } = await seedApp();
+        const eps = [await seedEndpoint(app), await seedEndpoint(app), await seedEndpoint(app)];
+        const { msg: fanOut } = await seedMessage(app, eps);
+        const { msg: other } = await seedMessage(app, [eps[0]], { payload: `{"big":"${'x'.repeat(100_000)}"}` });
+        const claimed = await store.claimDue('w', T0, T0 + 1000, 10, []);
+        expect(claimed).toHaveLength(4);
+        for (const c of claimed) {
+          expect(c.message).toEqual(c.delivery.message_id === fanOut.id ? fanOut : other);
+          expect(c.endpoint).toEqual(eps.find((e) => e.id === c.delivery.endpoint_id));
+        }
+      });
+
       it('skips excluded endpoints', async () => {
         const { app } = await seedApp();
         const e1 = await seedEndpoint(app);
