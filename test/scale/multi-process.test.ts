@@ -136,6 +136,12 @@ if (!DB) {
       while (missing() > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 250));
       expect(missing()).toBe(0);
       console.log('all delivered ms', Date.now() - t0);
+      // The receivers can have everything before the outcomes are final: what the killed worker
+      // had in flight arrived but was never recorded, and is sent again (and recorded) only when
+      // its lease expires. Wait for every delivery to be recorded as a success (bounded).
+      const unsettled = async () => (await db!.query(`select count(*)::int as n from deliveries where status <> 0`)).rows[0].n as number;
+      while ((await unsettled()) > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 250));
+      expect(await unsettled()).toBe(0);
 
       // Duplicates: only where an attempt's outcome was unknown to Koppel, i.e. deliveries the
       // killed worker had leased, and attempts recorded as failed (a timeout on this loaded
