@@ -13,7 +13,8 @@ import { ApiError } from './errors.js';
 
 declare module 'fastify' {
   interface FastifyRequest {
-    idempotency?: { environmentId: string; key: string };
+    /** `recorded`: the handler stored the response with its own write (see MessageWriter). */
+    idempotency?: { environmentId: string; key: string; recorded?: boolean };
   }
 }
 
@@ -59,6 +60,7 @@ export function registerIdempotency(app: FastifyInstance, store: Store, ttlMs: n
     const idem = req.idempotency;
     if (!idem) return payload;
     req.idempotency = undefined;
+    if (idem.recorded) return payload;
     if (reply.statusCode >= 500) {
       await store.abandonIdempotent(idem.environmentId, idem.key);
     } else {

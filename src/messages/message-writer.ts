@@ -6,7 +6,7 @@
  */
 import { newId } from '../lib/ids.js';
 import { endpointMatches } from '../endpoints/filter.js';
-import type { InsertMessageResult, NewMessage, Store } from '../store/port.js';
+import type { IdempotencyCompletion, InsertMessageResult, NewMessage, Store } from '../store/port.js';
 import { Status, type DeliveryRow, type EndpointRow, type MessageRow } from '../store/schema.js';
 
 export interface MessageDraft {
@@ -15,6 +15,8 @@ export interface MessageDraft {
   dueAt: number;
   /** Deliver to this endpoint only (send-example), whatever its filters say. */
   onlyEndpoint?: EndpointRow;
+  /** The response to record for the request's idempotency key, with the message. */
+  idempotency?: IdempotencyCompletion;
 }
 
 interface Pending {
@@ -126,7 +128,7 @@ export class MessageWriter {
         created_at: m.created_at,
         updated_at: m.created_at,
       }));
-      return { message: m, deliveries };
+      return { message: m, deliveries, idempotency: d.idempotency };
     });
   }
 }

@@ -96,9 +96,21 @@ export function messageRoutes(app: FastifyInstance, ctx: Context) {
       else a = row;
     }
     const { message, dueAt } = draftMessage(ctx, a, b, now, ['body']);
-    const result = await ctx.messages.write({ message, dueAt });
+    const out = messageOut(message, req.query.with_content !== false);
+    // With an idempotency key (the Svix clients send one on every POST), the 202 is recorded in
+    // the message's own transaction, and exactly that text is the response.
+    const idem = req.idempotency;
+    const body = idem ? JSON.stringify(out) : null;
+    const result = await ctx.messages.write({
+      message, dueAt,
+      idempotency: idem && body !== null ? { environmentId: idem.environmentId, key: idem.key, statusCode: 202, response: body } : undefined,
+    });
     if (!result.ok) throw duplicateEventId(b.eventId, result.existingId);
-    return reply.code(202).send(messageOut(message, req.query.with_content !== false));
+    if (idem && body !== null) {
+      idem.recorded = true;
+      return reply.code(202).serializer(() => body).send(out);
+    }
+    return reply.code(202).send(out);
   });
 
   r.post(`${base}/bulk`, {

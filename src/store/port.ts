@@ -55,6 +55,18 @@ export interface AttemptFilter extends MessageFilter {
 export interface NewMessage {
   message: MessageRow;
   deliveries: DeliveryRow[];
+  /**
+   * The response to record for the request's idempotency key if the message goes in, in the
+   * same transaction (one commit and one disk sync fewer per request than recording it after).
+   */
+  idempotency?: IdempotencyCompletion;
+}
+
+export interface IdempotencyCompletion {
+  environmentId: string;
+  key: string;
+  statusCode: number;
+  response: string;
 }
 
 export type InsertMessageResult = { ok: true } | { ok: false; reason: 'duplicate_event_id'; existingId: string };

@@ -174,7 +174,7 @@ export class PostgresStore extends SqlStore {
    */
   override async insertMessages(batch: NewMessage[]): Promise<InsertMessageResult[]> {
     if (batch.length === 0) return [];
-    if (textOf(batch.map((b) => b.message.payload)) > this.oneStatementMaxChars) {
+    if (textOf(batch.flatMap((b) => [b.message.payload, b.idempotency?.response])) > this.oneStatementMaxChars) {
       const results = await super.insertMessages(batch);
       const endpointIds = new Set(batch.flatMap((b, i) => (results[i].ok ? b.deliveries.map((d) => d.endpoint_id) : [])));
       // Committed already: a lost signal only leaves the work to the workers' poll.
@@ -187,9 +187,18 @@ export class PostgresStore extends SqlStore {
     const deliveryInsert = deliveries.length
       ? sql`, d as (${insertJsonRows('deliveries', deliveries)} where message_id in (select id from m))`
       : sql``;
+    const completions = batch.flatMap((b) => (b.idempotency ? [{ ...b.idempotency, messageId: b.message.id }] : []));
+    const idempotency = completions.length
+      ? sql`, i as (
+          update idempotency_keys k set status_code = v."statusCode", response = v.response
+            from json_to_recordset(${JSON.stringify(completions)}::json)
+                 as v("environmentId" text, key text, "statusCode" integer, response text, "messageId" text)
+           where k.environment_id = v."environmentId" and k.key = v.key and v."messageId" in (select id from m))`
+      : sql``;
     const r = await sql<{ ids: string[] }>`
       with m as (${insertJsonRows('messages', batch.map((b) => b.message))} on conflict do nothing returning id)
       ${deliveryInsert}
+      ${idempotency}
       select array(select id from m) as ids ${notify}`.execute(this.db);
     const inserted = new Set(r.rows[0].ids);
     const results: InsertMessageResult[] = [];

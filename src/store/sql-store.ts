@@ -458,6 +458,16 @@ export class SqlStore implements Store {
       for (const part of chunks(deliveries, 200)) {
         await tx.insertInto('deliveries').values(part).execute();
       }
+      for (const item of batch) {
+        const idem = item.idempotency;
+        if (!idem || !inserted.has(item.message.id)) continue;
+        await tx
+          .updateTable('idempotency_keys')
+          .set({ status_code: idem.statusCode, response: idem.response })
+          .where('environment_id', '=', idem.environmentId)
+          .where('key', '=', idem.key)
+          .execute();
+      }
       return results;
     });
   }

@@ -35,6 +35,20 @@ describe('idempotency-key', () => {
     expect(await countMessages(app.id)).toBe(1);
   });
 
+  it('records a refused create (repeated eventId) under its key too, and replays the 409', async () => {
+    const app = await createApp(k, { name: 'Idem dup' });
+    const path = `/api/v1/app/${app.id}/msg`;
+    const body = { eventType: 'order.created', eventId: 'evt-dup-1', payload: { n: 1 } };
+    expect((await post(path, body, 'dup-key-a')).status).toBe(202);
+    const refused = await post(path, body, 'dup-key-b');
+    expect(refused.status).toBe(409);
+    const again = await post(path, body, 'dup-key-b');
+    expect(again.status).toBe(409);
+    expect(again.body).toEqual(refused.body);
+    expect(again.headers.get('idempotent-replayed')).toBe('true');
+    expect(await countMessages(app.id)).toBe(1);
+  });
+
   it('replays non-message POSTs too (application create)', async () => {
     const first = await post('/api/v1/app', { name: 'Idem app' }, 'app-key-1');
     expect(first.status).toBe(201);

@@ -1090,6 +1090,22 @@ export function storeContract(name: string, open: () => Promise<Store>, dispose:
     // ── idempotency ────────────────────────────────────────────────────────────────────────
 
     describe('idempotency', () => {
+      it('records a response with the message it belongs to, in the same insert, and not for a refused one', async () => {
+        const { env, app } = await seedApp();
+        const ep = await seedEndpoint(app);
+        expect(await store.beginIdempotent(env.id, 'with-msg', 'h', T0, DAY)).toEqual({ state: 'new' });
+        expect(await store.beginIdempotent(env.id, 'dup-msg', 'h', T0, DAY)).toEqual({ state: 'new' });
+        const m1 = message(app, { id: messageIdAt(T0 + 1), event_id: 'evt-1' });
+        const m2 = message(app, { id: messageIdAt(T0 + 2), event_id: 'evt-1' });
+        const completion = (key: string, response: string) => ({ environmentId: env.id, key, statusCode: 202, response });
+        expect(await store.insertMessages([{ message: m1, deliveries: [delivery(m1, ep)], idempotency: completion('with-msg', `{"id":"${m1.id}"}`) }])).toEqual([{ ok: true }]);
+        // A repeated eventId is refused: its key keeps waiting for the request's own answer (409).
+        const [dup] = await store.insertMessages([{ message: m2, deliveries: [delivery(m2, ep)], idempotency: completion('dup-msg', `{"id":"${m2.id}"}`) }]);
+        expect(dup.ok).toBe(false);
+        expect(await store.beginIdempotent(env.id, 'with-msg', 'h', T0 + 5, DAY)).toEqual({ state: 'done', statusCode: 202, response: `{"id":"${m1.id}"}` });
+        expect(await store.beginIdempotent(env.id, 'dup-msg', 'h', T0 + 5, DAY)).toEqual({ state: 'pending' });
+      });
+
       it('begins, sees pending, completes, replays, and detects a different request', async () => {
         const env = environment();
         await store.createEnvironment(env);
