@@ -207,13 +207,7 @@ export class PostgresStore extends SqlStore {
         results.push({ ok: true });
         continue;
       }
-      const existing = await this.db
-        .selectFrom('messages')
-        .select('id')
-        .where('app_id', '=', item.message.app_id)
-        .where('event_id', '=', item.message.event_id)
-        .executeTakeFirst();
-      results.push({ ok: false, reason: 'duplicate_event_id', existingId: existing?.id ?? '' });
+      results.push(await this.refusedAsDuplicate(this.db, item.message));
     }
     return results;
   }

@@ -447,13 +447,7 @@ export class SqlStore implements Store {
           deliveries.push(...item.deliveries);
           continue;
         }
-        const existing = await tx
-          .selectFrom('messages')
-          .select('id')
-          .where('app_id', '=', item.message.app_id)
-          .where('event_id', '=', item.message.event_id)
-          .executeTakeFirst();
-        results.push({ ok: false, reason: 'duplicate_event_id', existingId: existing?.id ?? '' });
+        results.push(await this.refusedAsDuplicate(tx, item.message));
       }
       for (const part of chunks(deliveries, 200)) {
         await tx.insertInto('deliveries').values(part).execute();
@@ -470,6 +464,11 @@ export class SqlStore implements Store {
       }
       return results;
     });
+  }
+  /** The result for a message that did not go in: its eventId was taken, by this message. */
+  protected async refusedAsDuplicate(db: Kysely<Database>, m: MessageRow): Promise<InsertMessageResult> {
+    const existing = await db.selectFrom('messages').select('id').where('app_id', '=', m.app_id).where('event_id', '=', m.event_id).executeTakeFirst();
+    return { ok: false, reason: 'duplicate_event_id', existingId: existing?.id ?? '' };
   }
   getMessage(appId: string, idOrEventId: string) {
     return this.db

@@ -31,7 +31,8 @@ storeContract(
 describe('sqlite: message ingest durability', () => {
   // Ingest commits without a sync on the event loop and then fdatasyncs the WAL on the thread
   // pool; a message may be acknowledged only once that sync is done.
-  it('resolves an insert only after a WAL sync that started after its commit', async () => {
+  /** A fresh store whose WAL syncs wait until the test releases them (`held`). */
+  async function storeWithHeldSyncs() {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'koppel-wal-'));
     const store = openSqliteStore(path.join(dir, 'koppel.db'));
     await store.migrate();
@@ -44,6 +45,17 @@ describe('sqlite: message ingest durability', () => {
       walSyncs.push(fs.readlinkSync(`/proc/self/fd/${this.fd}`));
       return new Promise<void>((resolve) => held.push(resolve));
     });
+    const cleanup = async () => {
+      spy.mockRestore();
+      held.forEach((f) => f());
+      await store.close();
+      fs.rmSync(dir, { recursive: true, force: true });
+    };
+    return { dir, store, held, walSyncs, spy, cleanup };
+  }
+
+  it('resolves an insert only after a WAL sync that started after its commit', async () => {
+    const { dir, store, held, walSyncs, spy, cleanup } = await storeWithHeldSyncs();
     try {
       const row = (n: number) => {
         const m = { id: newId('msg'), environment_id: 'env_1', app_id: 'app_1', event_type: 'a', event_id: null, channels: null, tags: null, payload: `{"n":${n}}`, created_at: Date.now(), expires_at: Date.now() + 86_400_000 };
@@ -76,22 +88,12 @@ describe('sqlite: message ingest durability', () => {
       spy.mockImplementationOnce(() => Promise.resolve());
       expect(await store.insertMessages([row(4)])).toEqual([{ ok: true }]);
     } finally {
-      spy.mockRestore();
-      held.forEach((f) => f());
-      await store.close();
-      fs.rmSync(dir, { recursive: true, force: true });
+      await cleanup();
     }
   });
 
   it('records an idempotency key without a sync, and its response only after one', async () => {
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'koppel-wal-'));
-    const store = openSqliteStore(path.join(dir, 'koppel.db'));
-    await store.migrate();
-    const probe = await fs.promises.open(path.join(dir, 'probe'), 'w');
-    const proto = Object.getPrototypeOf(probe) as { datasync: () => Promise<void> };
-    await probe.close();
-    const held: (() => void)[] = [];
-    const spy = vi.spyOn(proto, 'datasync').mockImplementation(() => new Promise<void>((resolve) => held.push(resolve)));
+    const { store, held, cleanup } = await storeWithHeldSyncs();
     try {
       // The key itself is made durable by the message insert that follows it (an earlier commit).
       expect(await store.beginIdempotent('env_1', 'k', 'h', Date.now(), 60_000)).toEqual({ state: 'new' });
@@ -105,10 +107,7 @@ describe('sqlite: message ingest durability', () => {
       await complete;
       expect(await store.beginIdempotent('env_1', 'k', 'h', Date.now(), 60_000)).toEqual({ state: 'done', statusCode: 202, response: '{"id":"msg_1"}' });
     } finally {
-      spy.mockRestore();
-      held.forEach((f) => f());
-      await store.close();
-      fs.rmSync(dir, { recursive: true, force: true });
+      await cleanup();
     }
   });
 });
