@@ -33,6 +33,8 @@ const USAGE = `npm run bench -- [options]
   --runs=N                runs of every scenario (default 3; --quick 1)
   --koppel-env=K=V        extra Koppel setting for every Koppel process (repeatable)
   --cpu-prof              write V8 CPU profiles of the Koppel processes to bench/results/prof/
+  --koppel-node-arg=FLAG  extra Node.js/V8 flag for every Koppel process (repeatable), e.g.
+                          --koppel-node-arg=--heap-growing-percent=100
   --bullmq-concurrency=N  jobs in flight in the baseline worker (default 1000)
   --list-messages=N       messages stored for scenario f (default 1,000,000; --quick 100,000)
   --budget=SECONDS        time budget of the run; waits are cut short and what does not fit
@@ -49,6 +51,7 @@ interface Args {
   runs: number;
   koppelEnv: Record<string, string>;
   cpuProf: boolean;
+  koppelNodeArgs: string[];
   bullmqConcurrency: number;
   listMessages: number;
   budgetS: number;
@@ -64,7 +67,7 @@ function parseArgs(argv: string[]): Args {
     process.stdout.write(USAGE);
     process.exit(0);
   }
-  const known = ['quick', 'only', 'scenarios', 'runs', 'koppel-env', 'cpu-prof', 'bullmq-concurrency', 'list-messages', 'budget', 'docs', 'report'];
+  const known = ['quick', 'only', 'scenarios', 'runs', 'koppel-env', 'koppel-node-arg', 'cpu-prof', 'bullmq-concurrency', 'list-messages', 'budget', 'docs', 'report'];
   for (const a of argv) {
     const name = a.replace(/^--/, '').split('=')[0];
     if (!a.startsWith('--') || !known.includes(name)) {
@@ -100,6 +103,7 @@ function parseArgs(argv: string[]): Args {
     runs: num('runs', quick ? 1 : 3, 1, 10),
     koppelEnv,
     cpuProf: has('cpu-prof'),
+    koppelNodeArgs: get('koppel-node-arg'),
     bullmqConcurrency: num('bullmq-concurrency', 1000, 1, 100_000),
     listMessages: num('list-messages', quick ? 100_000 : 1_000_000, 1_000, 5_000_000),
     budgetS: num('budget', quick ? 150 : 3000, 10, 24 * 3600),
@@ -211,7 +215,7 @@ async function main() {
     log,
     start: {
       koppelEnv: args.koppelEnv,
-      koppelNodeArgs: args.cpuProf ? ['--cpu-prof', `--cpu-prof-dir=${profDir}`] : [],
+      koppelNodeArgs: [...args.koppelNodeArgs, ...(args.cpuProf ? ['--cpu-prof', `--cpu-prof-dir=${profDir}`] : [])],
       bullmqConcurrency: args.bullmqConcurrency,
     },
   };

@@ -49,7 +49,7 @@ export interface KoppelProcess {
 export async function startKoppelProcess(name: string, role: 'all' | 'api' | 'worker', settings: Record<string, string>, nodeArgs: string[] = []): Promise<KoppelProcess> {
   if (!fs.existsSync(MAIN)) throw new Error('dist/main.js is missing: run `npm run build` first (npm run bench does).');
   const port = await freePort();
-  const child = startProcess(name, process.execPath, [...(process.env.XNODEARGS ? process.env.XNODEARGS.split(' ') : []), ...nodeArgs, MAIN, '--role', role], {
+  const child = startProcess(name, process.execPath, [...nodeArgs, MAIN, '--role', role], {
     env: koppelEnv({ ...settings, KOPPEL_PORT: String(port), KOPPEL_HOST: '127.0.0.1' }),
   });
   const url = `http://127.0.0.1:${port}`;
