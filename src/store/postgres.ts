@@ -7,7 +7,7 @@
 import pg from 'pg';
 import { Kysely, PostgresDialect, sql } from 'kysely';
 import type { ClaimedDelivery, DisabledEndpoint, InsertMessageResult, NewMessage, SettleOptions, Settlement } from './port.js';
-import { Status, type Database, type DeliveryRow, type EndpointRow, type MessageRow } from './schema.js';
+import type { Database, DeliveryRow, EndpointRow, MessageRow } from './schema.js';
 import { SqlStore, normalizeDelivery, type DialectHooks } from './sql-store.js';
 
 // int8 (bigint) columns hold millisecond timestamps, far inside Number's safe range.
@@ -219,17 +219,8 @@ export class PostgresStore extends SqlStore {
    * whole batch (50 payloads of many megabytes would make a string longer than V8 allows).
    */
   override async claimDue(owner: string, now: number, leaseUntil: number, limit: number, excludeEndpointIds: string[]): Promise<ClaimedDelivery[]> {
-    const exclude = excludeEndpointIds.length ? sql`and endpoint_id <> all(${excludeEndpointIds})` : sql``;
     const r = await sql<DeliveryRow & { _message: MessageRow | null; _endpoint: EndpointRow | null }>`
-      with c as (
-        update deliveries
-           set status = ${Status.sending}, due_at = ${leaseUntil}, lease_owner = ${owner}, updated_at = ${now}
-         where id in (
-           select id from deliveries
-            where due_at is not null and due_at <= ${now} ${exclude}
-            order by due_at
-            limit ${limit} for update skip locked)
-        returning *)
+      with c as (${this.claimStatement(owner, now, leaseUntil, limit, excludeEndpointIds)})
       select c.*,
              case when row_number() over (partition by c.message_id order by c.id) = 1
                   then (select row_to_json(m) from messages m where m.id = c.message_id) end as _message,

@@ -497,11 +497,12 @@ export class SqlStore implements Store {
 
   // ── deliveries ───────────────────────────────────────────────────────────────────────────
 
-  async claimDue(owner: string, now: number, leaseUntil: number, limit: number, excludeEndpointIds: string[]): Promise<ClaimedDelivery[]> {
+  /** The claim itself: leases up to `limit` due rows, earliest first, and returns them. */
+  protected claimStatement(owner: string, now: number, leaseUntil: number, limit: number, excludeEndpointIds: string[]) {
     const exclude = excludeEndpointIds.length
       ? sql`and endpoint_id not in (${sql.join(excludeEndpointIds.map((id) => sql`${id}`))})`
       : sql``;
-    const claimQuery = sql<DeliveryRow>`
+    return sql<DeliveryRow>`
       update deliveries
          set status = ${Status.sending}, due_at = ${leaseUntil}, lease_owner = ${owner}, updated_at = ${now}
        where id in (
@@ -510,6 +511,10 @@ export class SqlStore implements Store {
           order by due_at
           limit ${limit} ${sql.raw(this.hooks.claimLockClause)})
       returning *`;
+  }
+
+  async claimDue(owner: string, now: number, leaseUntil: number, limit: number, excludeEndpointIds: string[]): Promise<ClaimedDelivery[]> {
+    const claimQuery = this.claimStatement(owner, now, leaseUntil, limit, excludeEndpointIds);
     const claimed = await this.hooks.relaxedTransaction(this.db, (tx) => claimQuery.execute(tx));
     const deliveries = claimed.rows.map(normalizeDelivery);
     if (deliveries.length === 0) return [];
