@@ -1,8 +1,10 @@
 /**
- * `tsx bench/profile-summary.ts <file.cpuprofile>… [--top=N]`: where a Koppel process spent its
+ * `tsx bench/profile-summary.ts <file.cpuprofile>… [--top=N] [--inclusive]`: where a Koppel process spent its
  * CPU, from the V8 profiles `npm run bench -- --cpu-prof` writes to bench/results/prof/<run>/.
  * Prints self time by function and by source file (node_modules packages grouped), and the
- * share of idle time.
+ * share of idle time; with `--inclusive`, also the time spent in each function including what it
+ * called (each sample counted once per function, however deep the recursion), which separates
+ * e.g. the API's request handling from the delivery loop.
  */
 import fs from 'node:fs';
 
@@ -39,8 +41,9 @@ function where(url: string): string {
 function main() {
   const files = process.argv.slice(2).filter((a) => !a.startsWith('--'));
   const top = Number(process.argv.find((a) => a.startsWith('--top='))?.slice(6) ?? 25);
+  const inclusive = process.argv.includes('--inclusive');
   if (!files.length) {
-    process.stderr.write('usage: tsx bench/profile-summary.ts <file.cpuprofile>… [--top=N]\n');
+    process.stderr.write('usage: tsx bench/profile-summary.ts <file.cpuprofile>… [--top=N] [--inclusive]\n');
     process.exit(2);
   }
   for (const file of files) {
@@ -73,6 +76,25 @@ function main() {
     for (const [k, v] of [...byFile].sort((a, b) => b[1] - a[1]).slice(0, top)) process.stdout.write(`  ${pct(v)}  ${k}\n`);
     process.stdout.write('\n  by function (self time):\n');
     for (const [k, v] of [...byFn].sort((a, b) => b[1] - a[1]).slice(0, top)) process.stdout.write(`  ${pct(v)}  ${k}\n`);
+    if (inclusive) {
+      const parent = new Map<number, number>();
+      for (const n of p.nodes) for (const c of n.children ?? []) parent.set(c, n.id);
+      const key = (n: Node) =>
+        `${n.callFrame.functionName || '(anonymous)'}  ${where(n.callFrame.url)}${n.callFrame.url ? ':' + (n.callFrame.lineNumber + 1) : ''}`;
+      const byKey = new Map<string, number>();
+      for (const [id, us] of self) {
+        if (byId.get(id)!.callFrame.functionName === '(idle)') continue;
+        const seen = new Set<string>();
+        for (let at: number | undefined = id; at !== undefined; at = parent.get(at)) {
+          const k = key(byId.get(at)!);
+          if (seen.has(k)) continue;
+          seen.add(k);
+          byKey.set(k, (byKey.get(k) ?? 0) + us);
+        }
+      }
+      process.stdout.write('\n  by function (inclusive time):\n');
+      for (const [k, v] of [...byKey].sort((a, b) => b[1] - a[1]).slice(0, top)) process.stdout.write(`  ${pct(v)}  ${k}\n`);
+    }
   }
 }
 
