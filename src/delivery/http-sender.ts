@@ -286,6 +286,7 @@ export class HttpSender {
   private readonly deadlineMs: number;
   private readonly maxResponseBytes: number;
   private readonly userAgent: string;
+  private readonly targets = new Map<string, { origin: string; path: string } | { error: string }>();
 
   constructor(opts: SenderOptions) {
     this.allow = parseNetworks(opts.allowedNetworks);
@@ -310,15 +311,8 @@ export class HttpSender {
     const started = performance.now();
     const elapsed = (): number => Math.round(performance.now() - started);
 
-    let url: URL;
-    try {
-      url = new URL(req.url);
-    } catch {
-      return failure('invalid_url', `invalid URL: ${JSON.stringify(req.url)}`, elapsed());
-    }
-    if (url.protocol !== 'http:' && url.protocol !== 'https:') {
-      return failure('invalid_url', `unsupported URL scheme ${url.protocol}`, elapsed());
-    }
+    const url = this.target(req.url);
+    if ('error' in url) return failure('invalid_url', url.error, elapsed());
 
     const progress: Progress = {
       phase: 'before the response headers arrived',
@@ -384,13 +378,32 @@ export class HttpSender {
       };
       try {
         this.agent.dispatch(
-          { origin: url.origin, path: `${url.pathname}${url.search}`, method: 'POST', headers: this.requestHeaders(req.headers), body: req.body },
+          { origin: url.origin, path: url.path, method: 'POST', headers: this.requestHeaders(req.headers), body: req.body },
           handler,
         );
       } catch (err) {
         finish(err);
       }
     });
+  }
+
+  /**
+   * Origin and path of an endpoint URL, parsed once per URL (an endpoint sends to the same URL
+   * every time; a URL object per delivery was garbage for nothing).
+   */
+  private target(raw: string): { origin: string; path: string } | { error: string } {
+    let t = this.targets.get(raw);
+    if (!t) {
+      try {
+        const url = new URL(raw);
+        t = url.protocol !== 'http:' && url.protocol !== 'https:' ? { error: `unsupported URL scheme ${url.protocol}` } : { origin: url.origin, path: `${url.pathname}${url.search}` };
+      } catch {
+        t = { error: `invalid URL: ${JSON.stringify(raw)}` };
+      }
+      if (this.targets.size >= 10_000) this.targets.delete(this.targets.keys().next().value!);
+      this.targets.set(raw, t);
+    }
+    return t;
   }
 
   private requestHeaders(given: Record<string, string>): Record<string, string> {

@@ -129,13 +129,18 @@ function parsedKey(input: string): ParsedKey {
   return parsed;
 }
 
-function signedContent(msgId: string, timestampSeconds: number, body: string | Uint8Array): Buffer {
+/** `<msgId>.<timestamp>.`, what the signed content starts with. */
+function signedPrefix(msgId: string, timestampSeconds: number): string {
   // A fractional or exponent-formatted timestamp would be signed as e.g. "1.5e9" while the receiver
   // parses the header as an integer and signs something else: fail loudly instead.
   if (!Number.isSafeInteger(timestampSeconds) || timestampSeconds < 0) {
     throw new TypeError(`Webhook timestamp must be a non-negative integer number of seconds; got ${timestampSeconds}.`);
   }
-  const prefix = Buffer.from(`${msgId}.${timestampSeconds}.`, 'utf8');
+  return `${msgId}.${timestampSeconds}.`;
+}
+
+function signedContent(msgId: string, timestampSeconds: number, body: string | Uint8Array): Buffer {
+  const prefix = Buffer.from(signedPrefix(msgId, timestampSeconds), 'utf8');
   return Buffer.concat([prefix, typeof body === 'string' ? Buffer.from(body, 'utf8') : body]);
 }
 
@@ -201,10 +206,14 @@ export function normalizeSecret(secret: string): string {
  * @throws Error if the secret is invalid or a public key; TypeError for a non-integer timestamp.
  */
 export function sign(secret: string, msgId: string, timestampSeconds: number, body: string | Uint8Array): string {
-  const content = signedContent(msgId, timestampSeconds, body);
   const key = parsedKey(secret);
-  if (key.kind === 'hmac') return 'v1,' + crypto.createHmac('sha256', key.key).update(content).digest('base64');
-  if (key.kind === 'ed25519') return 'v1a,' + crypto.sign(null, content, key.privateKey).toString('base64');
+  if (key.kind === 'hmac') {
+    // The HMAC is fed the parts as they are: no buffer of the whole signed content per delivery.
+    const prefix = signedPrefix(msgId, timestampSeconds);
+    const hmac = crypto.createHmac('sha256', key.key).update(prefix, 'utf8');
+    return 'v1,' + (typeof body === 'string' ? hmac.update(body, 'utf8') : hmac.update(body)).digest('base64');
+  }
+  if (key.kind === 'ed25519') return 'v1a,' + crypto.sign(null, signedContent(msgId, timestampSeconds, body), key.privateKey).toString('base64');
   throw new Error('Cannot sign with a whpk_ public key; use the matching whsk_ secret.');
 }
 
@@ -216,6 +225,7 @@ export function sign(secret: string, msgId: string, timestampSeconds: number, bo
  */
 export function signatureHeader(secrets: string[], msgId: string, timestampSeconds: number, body: string | Uint8Array): string {
   if (secrets.length === 0) throw new Error('signatureHeader needs at least one secret.');
+  if (secrets.length === 1) return sign(secrets[0], msgId, timestampSeconds, body);
   return [...new Set(secrets.map((s) => sign(s, msgId, timestampSeconds, body)))].join(' ');
 }
 

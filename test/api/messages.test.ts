@@ -18,6 +18,28 @@ describe('messages and attempts', () => {
     await rcv.close();
   });
 
+  it('answers a create with the message exactly as GET returns it, as JSON, for single and bulk creates', async () => {
+    const app = await createApp(k, { name: 'Echo' });
+    const payload = { text: 'Grüße \u2028 "quoted" ✓', nested: { list: [1, 2.5, null, true] } };
+    const created = await k.api('POST', `/api/v1/app/${app.id}/msg`, { eventType: 'echo.test', eventId: 'echo-1', channels: ['eu'], tags: ['t1'], payload });
+    expect(created.status).toBe(202);
+    expect(created.headers.get('content-type')).toMatch(/^application\/json/);
+    const stored = await k.api('GET', `/api/v1/app/${app.id}/msg/${created.body.id}`);
+    expect(created.body).toEqual(stored.body);
+    expect(created.body).toMatchObject({ eventType: 'echo.test', eventId: 'echo-1', channels: ['eu'], tags: ['t1'], payload });
+
+    const bare = await k.api('POST', `/api/v1/app/${app.id}/msg?with_content=false`, { eventType: 'echo.test', payload });
+    expect(bare.body.payload).toEqual({});
+    expect((await k.api('GET', `/api/v1/app/${app.id}/msg/${bare.body.id}`)).body.payload).toEqual(payload);
+
+    const bulk = await k.api('POST', `/api/v1/app/${app.id}/msg/bulk`, { messages: [{ eventType: 'echo.test', payload }, { eventType: 'echo.test', eventId: 'echo-1', payload }] });
+    expect(bulk.status).toBe(202);
+    expect(bulk.headers.get('content-type')).toMatch(/^application\/json/);
+    expect(bulk.body.data[0]).toEqual((await k.api('GET', `/api/v1/app/${app.id}/msg/${bulk.body.data[0].id}`)).body);
+    expect(bulk.body.data[1]).toBeNull();
+    expect(bulk.body.errors).toEqual([{ index: 1, code: 'conflict', detail: expect.stringContaining('echo-1') }]);
+  });
+
   it('creates a message (202) and fans it out only to matching endpoints: exact type, wildcard, channels', async () => {
     const app = await createApp(k, { name: 'Fan-out' });
     const exact = await createEndpoint(k, app.id, { url: `${rcv.url}/fan-exact`, filterTypes: ['order.created'] });
