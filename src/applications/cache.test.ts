@@ -54,4 +54,36 @@ describe('ApplicationCache', () => {
     cache.clear();
     expect((await cache.get('env_1', 'same'))?.id).toBe('app_9');
   });
+
+  it('shares one store lookup among concurrent misses', async () => {
+    const store = fakeStore([row('app_1', 'billing')]);
+    const cache = new ApplicationCache(store);
+    const found = await Promise.all(Array.from({ length: 50 }, () => cache.get('env_1', 'billing')));
+    expect(found.every((r) => r?.id === 'app_1')).toBe(true);
+    expect(store.calls).toEqual(['billing']);
+  });
+
+  it('does not keep what a lookup read before a clear', async () => {
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    const rows = [row('app_1', 'billing')];
+    const calls: string[] = [];
+    const store = {
+      getApplication: async (_env: string, idOrUid: string) => {
+        calls.push(idOrUid);
+        const found = rows.find((r) => r.uid === idOrUid);
+        if (calls.length === 1) await gate;
+        return found;
+      },
+    };
+    const cache = new ApplicationCache(store);
+    const stale = cache.get('env_1', 'billing');
+    // The application changes (through this process) while the first lookup is under way.
+    rows[0] = { ...rows[0], name: 'renamed' };
+    cache.clear();
+    release();
+    expect((await stale)?.name).toBe('app_1');
+    expect((await cache.get('env_1', 'billing'))?.name).toBe('renamed');
+    expect(calls).toEqual(['billing', 'billing']);
+  });
 });

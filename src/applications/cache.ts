@@ -16,26 +16,50 @@ const MAX_ENTRIES = 10_000;
 
 export class ApplicationCache {
   private readonly entries = new Map<string, { row: ApplicationRow; at: number }>();
+  /**
+   * Lookups under way: when an entry expires, the hundred requests in flight for that
+   * application share one query instead of each making its own.
+   */
+  private readonly pending = new Map<string, Promise<ApplicationRow | undefined>>();
+  /** Bumped by clear(): a lookup that started before a change must not store what it read. */
+  private generation = 0;
 
   constructor(private readonly store: Pick<Store, 'getApplication'>) {}
 
-  async get(environmentId: string, idOrUid: string): Promise<ApplicationRow | undefined> {
+  get(environmentId: string, idOrUid: string): Promise<ApplicationRow | undefined> {
     const key = `${environmentId}\0${idOrUid}`;
     const now = Date.now();
     const hit = this.entries.get(key);
-    if (hit && now - hit.at < TTL_MS) return hit.row;
-    const row = await this.store.getApplication(environmentId, idOrUid);
-    if (!row) {
-      this.entries.delete(key);
-      return undefined;
+    if (hit && now - hit.at < TTL_MS) return Promise.resolve(hit.row);
+    let lookup = this.pending.get(key);
+    if (!lookup) {
+      const generation = this.generation;
+      lookup = this.store.getApplication(environmentId, idOrUid).then(
+        (row) => {
+          if (this.pending.get(key) === lookup) this.pending.delete(key);
+          if (generation !== this.generation) return row;
+          if (!row) {
+            this.entries.delete(key);
+            return undefined;
+          }
+          if (this.entries.size >= MAX_ENTRIES) this.entries.clear();
+          this.entries.set(key, { row, at: now });
+          return row;
+        },
+        (e: unknown) => {
+          if (this.pending.get(key) === lookup) this.pending.delete(key);
+          throw e;
+        },
+      );
+      this.pending.set(key, lookup);
     }
-    if (this.entries.size >= MAX_ENTRIES) this.entries.clear();
-    this.entries.set(key, { row, at: now });
-    return row;
+    return lookup;
   }
 
   /** After any application change through this process. */
   clear() {
+    this.generation++;
     this.entries.clear();
+    this.pending.clear();
   }
 }
