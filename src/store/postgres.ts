@@ -30,7 +30,14 @@ export function isPostgresUnavailable(e: unknown): boolean {
 }
 
 const MIGRATION_LOCK = 7_462_021;
-const CHANNEL = 'koppel_due';
+/**
+ * The NOTIFY channel that announces due work. Channels are per database, not per schema, so
+ * deployments that share a database in schemas of their own (the test suite does) each get
+ * their own, or every insert would wake the workers of all of them.
+ */
+function dueChannel(schema: string | undefined): string {
+  return schema ? `koppel_due_${schema}`.slice(0, 63) : 'koppel_due';
+}
 
 export interface PostgresOptions {
   /** Pool size per process. */
@@ -58,7 +65,8 @@ export function openPostgresStore(url: string, opts: PostgresOptions = {}): Post
   // so one statement is one round trip, not BEGIN, SET LOCAL, statement and COMMIT.
   const relaxed = newPool(Math.max(2, Math.ceil((opts.max ?? 10) / 2)), '-c synchronous_commit=off');
   const listeners = new Set<pg.Client>();
-  return new PostgresStore(db, relaxed, opts.oneStatementMaxChars ?? 32 * 1024 * 1024, {
+  const channel = dueChannel(opts.schema);
+  return new PostgresStore(db, relaxed, opts.oneStatementMaxChars ?? 32 * 1024 * 1024, channel, {
     name: 'postgres',
     withMigrationLock: async (database, fn) =>
       database.connection().execute(async (conn) => {
@@ -78,7 +86,7 @@ export function openPostgresStore(url: string, opts: PostgresOptions = {}): Post
     // PostgreSQL's commit waits for the WAL flush on its own server process; nothing blocks here.
     durableTransaction: (database, fn) => database.transaction().execute(fn),
     notify: async (database, payload) => {
-      await sql`select pg_notify(${CHANNEL}, ${payload})`.execute(database);
+      await sql`select pg_notify(${channel}, ${payload})`.execute(database);
     },
     listen: async (fn) => {
       let stopped = false;
@@ -96,7 +104,7 @@ export function openPostgresStore(url: string, opts: PostgresOptions = {}): Post
         });
         try {
           await c.connect();
-          await c.query(`listen ${CHANNEL}`);
+          await c.query(`listen "${channel.replace(/"/g, '""')}"`);
           client = c;
           listeners.add(c);
         } catch {
@@ -153,6 +161,8 @@ export class PostgresStore extends SqlStore {
      * PostgreSQL in a value (1 GB).
      */
     private readonly oneStatementMaxChars: number,
+    /** The NOTIFY channel for due work (see dueChannel). */
+    private readonly channel: string,
     hooks: DialectHooks,
   ) {
     super(db, hooks);
@@ -183,7 +193,7 @@ export class PostgresStore extends SqlStore {
     }
     const deliveries = batch.flatMap((b) => b.deliveries);
     const endpointIds = [...new Set(deliveries.map((d) => d.endpoint_id))].join(',');
-    const notify = deliveries.length ? sql`, pg_notify(${CHANNEL}, ${endpointIds.length < 7000 ? endpointIds : ''})` : sql``;
+    const notify = deliveries.length ? sql`, pg_notify(${this.channel}, ${endpointIds.length < 7000 ? endpointIds : ''})` : sql``;
     const deliveryInsert = deliveries.length
       ? sql`, d as (${insertJsonRows('deliveries', deliveries)} where message_id in (select id from m))`
       : sql``;
