@@ -73,6 +73,19 @@ export function nestingDepth(text: string): number {
   return max;
 }
 
+/**
+ * Whether a JSON text has more than `limit` opening brackets, the most its nesting can be. Counted
+ * with indexOf, which is native and many times faster than the character loop of nestingDepth, so
+ * ordinary bodies (a few dozen brackets) skip that loop.
+ */
+export function mayNestDeeperThan(text: string, limit: number): boolean {
+  let n = 0;
+  for (const bracket of ['{', '[']) {
+    for (let i = text.indexOf(bracket); i !== -1; i = text.indexOf(bracket, i + 1)) if (++n > limit) return true;
+  }
+  return false;
+}
+
 export async function buildApp(ctx: Context): Promise<FastifyInstance> {
   const app = Fastify({
     logger: false,
@@ -100,7 +113,7 @@ export async function buildApp(ctx: Context): Promise<FastifyInstance> {
   app.removeContentTypeParser('application/json');
   app.addContentTypeParser('application/json', { parseAs: 'string' }, (req, body, done) => {
     const text = body as string;
-    if (nestingDepth(text) > MAX_JSON_DEPTH) {
+    if (mayNestDeeperThan(text, MAX_JSON_DEPTH) && nestingDepth(text) > MAX_JSON_DEPTH) {
       done(new ApiError('bad_request', `The JSON body is nested more than ${MAX_JSON_DEPTH} levels deep; flatten the payload.`), undefined);
       return;
     }
