@@ -163,11 +163,13 @@ export class SqliteStore extends SqlStore {
     this.inTransaction = run as <T>(fn: () => T) => T;
   }
 
-  /** One prepared statement per SQL text, kept for the life of the connection. */
+  /** One prepared statement per SQL text, the 500 most recently prepared kept. */
   private statement(text: string): SQLite.Statement {
     let stmt = this.statements.get(text);
     if (!stmt) {
       stmt = this.conn.prepare(text);
+      // Bounded: a claim that leaves endpoints out has one text per number of them.
+      if (this.statements.size >= 500) this.statements.delete(this.statements.keys().next().value!);
       this.statements.set(text, stmt);
     }
     return stmt;
