@@ -102,7 +102,9 @@ export function openSqliteStore(file: string): SqliteStore {
   // SQLite's LIKE ignores ASCII case by default; PostgreSQL's does not. The channel filter uses
   // LIKE for an exact, case-sensitive match (as routing does), so make SQLite agree.
   conn.pragma('case_sensitive_like = ON');
-  const db = new Kysely<Database>({ dialect: new SqliteDialect({ database: withStatementCache(conn) }) });
+  // One statement cache for Kysely's queries and SqliteStore's own.
+  const cached = withStatementCache(conn);
+  const db = new Kysely<Database>({ dialect: new SqliteDialect({ database: cached }) });
   const relaxedTransaction = <T>(database: Kysely<Database>, fn: (tx: Kysely<Database>) => Promise<T>): Promise<T> =>
     // Hold the one connection so no API write runs while synchronous is relaxed.
     database.connection().execute(async (conn) => {
@@ -113,7 +115,7 @@ export function openSqliteStore(file: string): SqliteStore {
         await sql`pragma synchronous = FULL`.execute(conn);
       }
     });
-  return new SqliteStore(db, conn, wal, {
+  return new SqliteStore(db, cached, wal, {
     name: 'sqlite',
     // One process owns an SQLite file; the file lock is the migration lock.
     withMigrationLock: (database, fn) => fn(database),
@@ -146,13 +148,12 @@ export function openSqliteStore(file: string): SqliteStore {
  * anything else on the one connection, so it needs no more than Kysely's connection lock.
  */
 export class SqliteStore extends SqlStore {
-  private readonly statements = new Map<string, SQLite.Statement>();
   private readonly inserts = new Map<string, SQLite.Statement>();
   private readonly inTransaction: <T>(fn: () => T) => T;
 
   constructor(
     db: Kysely<Database>,
-    /** The connection Kysely uses, for the statements below. */
+    /** The connection Kysely uses (through its statement cache), for the statements below. */
     private readonly conn: SQLite.Database,
     /** Syncs the WAL for durable writes; null for an in-memory database. */
     private readonly wal: WalSync | null,
@@ -163,16 +164,9 @@ export class SqliteStore extends SqlStore {
     this.inTransaction = run as <T>(fn: () => T) => T;
   }
 
-  /** One prepared statement per SQL text, the 500 most recently prepared kept. */
+  /** A prepared statement from the connection's cache (withStatementCache). */
   private statement(text: string): SQLite.Statement {
-    let stmt = this.statements.get(text);
-    if (!stmt) {
-      stmt = this.conn.prepare(text);
-      // Bounded: a claim that leaves endpoints out has one text per number of them.
-      if (this.statements.size >= 500) this.statements.delete(this.statements.keys().next().value!);
-      this.statements.set(text, stmt);
-    }
-    return stmt;
+    return this.conn.prepare(text);
   }
 
   /**
