@@ -90,6 +90,8 @@ export class DeliveryWorker {
   private running = false;
   private timer: NodeJS.Timeout | null = null;
   private soonTimer: NodeJS.Timeout | null = null;
+  /** Endpoint slots freed with nothing waiting for them since the last claim began. */
+  private freedSinceClaim = 0;
   private idleWaiters: (() => void)[] = [];
   /**
    * What the last claim that left endpoints out learned: at `at`, nothing was due for any other
@@ -227,6 +229,7 @@ export class DeliveryWorker {
           if (exclude.length && this.stillDrained(exclude, now)) break;
           const limit = Math.min(free, config.claimBatchSize);
           this.signalled = new Set();
+          this.freedSinceClaim = 0;
           const claimed = await store.claimDue(this.owner, now, now + config.leaseMs, limit, exclude);
           for (const c of claimed) this.dispatch(c);
           if (claimed.length < limit) {
@@ -302,23 +305,36 @@ export class DeliveryWorker {
     return { deliveryId: d.id, leaseOwner: this.owner, endpointId: d.endpoint_id, disableNow: false, attempt: null, status: Status.pending, dueAt, attempts: d.attempts, health: 'none' };
   }
 
-  /** Starts an attempt now (holding an endpoint slot), unless the endpoint's rate limit says later. */
+  /**
+   * Starts an attempt now (holding an endpoint slot), unless the endpoint's rate limit says later.
+   * The endpoint's slot is given up as soon as its HTTP exchange is over: the cap is on requests
+   * the endpoint has to carry at once, and an outcome waiting for its batched write asks nothing
+   * of the endpoint. (Holding the slot until the write kept a fifth of a busy endpoint's slots
+   * idle.) The attempt still counts against the process's concurrency, and its row stays leased,
+   * until the outcome is durable, which is what bounds what a crash can make us send twice.
+   */
   private startAttempt(c: ClaimedDelivery) {
     const ep = c.endpoint!;
     this.inFlight++;
     this.perEndpoint.set(ep.id, (this.perEndpoint.get(ep.id) ?? 0) + 1);
+    let holdsSlot = true;
+    const releaseSlot = () => {
+      if (!holdsSlot) return;
+      holdsSlot = false;
+      const n = (this.perEndpoint.get(ep.id) ?? 1) - 1;
+      if (n <= 0) this.perEndpoint.delete(ep.id);
+      else this.perEndpoint.set(ep.id, n);
+      // A freed slot goes to the next delivery already waiting for this endpoint; only when
+      // none waits may the database hold more for it, and then one claim soon serves every
+      // slot freed meanwhile (claiming per completed attempt would cost a query each).
+      if (!this.startNextWaiting(ep.id)) this.slotFreed();
+    };
     void this.rateLimited(c)
-      .then((limited) => (limited ? undefined : this.attempt(c)))
+      .then((limited) => (limited ? undefined : this.attempt(c, releaseSlot)))
       .catch((e) => this.deps.log.error({ err: e, endpointId: ep.id }, 'attempt failed unexpectedly; its lease will expire and it will be retried'))
       .finally(() => {
         this.inFlight--;
-        const n = (this.perEndpoint.get(ep.id) ?? 1) - 1;
-        if (n <= 0) this.perEndpoint.delete(ep.id);
-        else this.perEndpoint.set(ep.id, n);
-        // A freed slot goes to the next delivery already waiting for this endpoint; only when
-        // none waits may the database hold more for it, and then one claim soon serves every
-        // slot freed meanwhile (claiming per completed attempt would cost a query each).
-        if (!this.startNextWaiting(ep.id)) this.wakeSoon();
+        releaseSlot();
         if (this.inFlight === 0) this.idleWaiters.splice(0).forEach((f) => f());
       });
   }
@@ -382,9 +398,20 @@ export class DeliveryWorker {
     }
   }
 
-  /** Claims again within a few milliseconds, once for everything that happened meanwhile. */
-  private wakeSoon() {
-    if (!this.running || this.soonTimer) return;
+  /**
+   * A slot freed with nothing waiting for it: claims again within a few milliseconds, once for
+   * every slot freed meanwhile, or at once when the slots freed since the last claim fill a
+   * whole claim batch (waiting longer would only leave them idle).
+   */
+  private slotFreed() {
+    if (!this.running) return;
+    if (++this.freedSinceClaim >= this.deps.config.claimBatchSize) {
+      if (this.soonTimer) clearTimeout(this.soonTimer);
+      this.soonTimer = null;
+      this.kick();
+      return;
+    }
+    if (this.soonTimer) return;
     this.soonTimer = setTimeout(() => {
       this.soonTimer = null;
       // A freed slot is no news about other endpoints: what the last short claim found holds.
@@ -414,7 +441,8 @@ export class DeliveryWorker {
     return p;
   }
 
-  private async attempt(c: ClaimedDelivery): Promise<void> {
+  /** Sends one delivery and queues its outcome; `exchanged` is called once the endpoint is done with it. */
+  private async attempt(c: ClaimedDelivery, exchanged: () => void): Promise<void> {
     const { delivery: d } = c;
     const ep = c.endpoint!;
     const m = c.message!;
@@ -456,6 +484,7 @@ export class DeliveryWorker {
       log.error({ err: e, msgId: m.id, endpointId: ep.id }, 'attempt could not be made');
       result = { ok: false, status: null, headers: {}, body: '', truncated: false, durationMs: Date.now() - started, errorClass: 'network', error: `internal error: ${(e as Error).message}`, retryAfterMs: null };
     }
+    exchanged();
     const now = Date.now();
     const attempts = d.attempts + 1;
     const shown: Record<string, string> = {};

@@ -44,6 +44,57 @@ describe('endpoint concurrency cap', () => {
   });
 });
 
+describe('an endpoint slot', () => {
+  // The cap is on requests the endpoint carries at once. An outcome waiting for its (batched)
+  // write asks nothing of the endpoint, so the next delivery must not wait for that write; the
+  // row stays leased until it is written, which is what bounds duplicates after a crash.
+  it('is free for the next delivery once the exchange is over, before its outcome is written', async () => {
+    const k = await startTestKoppel({ KOPPEL_ENDPOINT_CONCURRENCY: '1' });
+    const rcv = await startReceiver();
+    let inFlight = 0;
+    let maxInFlight = 0;
+    let firstWritten = false;
+    let secondSawFirstWritten: boolean | null = null;
+    rcv.respond((_req, res) => {
+      if (rcv.requests.length === 2) secondSawFirstWritten = firstWritten;
+      inFlight++;
+      maxInFlight = Math.max(maxInFlight, inFlight);
+      setTimeout(() => {
+        inFlight--;
+        res.end('ok');
+      }, 20);
+    });
+    const store = k.koppel.ctx.store;
+    const settle = store.settle.bind(store);
+    let heldBack = false;
+    store.settle = async (batch, opts) => {
+      // The first outcome takes 1.5 s to write.
+      if (!heldBack && batch.some((s) => s.attempt !== null)) {
+        heldBack = true;
+        await new Promise((r) => setTimeout(r, 1500));
+        const disabled = await settle(batch, opts);
+        firstWritten = true;
+        return disabled;
+      }
+      return settle(batch, opts);
+    };
+    try {
+      const app = (await k.api('POST', '/api/v1/app', { name: 'One slot' })).body;
+      expect((await k.api('POST', `/api/v1/app/${app.id}/endpoint`, { url: `${rcv.url}/one` })).status).toBe(201);
+      const messages = [{ eventType: 'job.done', payload: { n: 1 } }, { eventType: 'job.done', payload: { n: 2 } }];
+      expect((await k.api('POST', `/api/v1/app/${app.id}/msg/bulk`, { messages })).status).toBe(202);
+      await rcv.waitFor(2, 5_000);
+      const [first, second] = rcv.requests;
+      expect(secondSawFirstWritten, 'the second request waited for the first outcome to be written').toBe(false);
+      expect(second.at - first.at).toBeLessThan(1000);
+      expect(maxInFlight).toBe(1);
+    } finally {
+      await k.close();
+      await rcv.close();
+    }
+  });
+});
+
 describe('an endpoint at its cap', () => {
   // A claim that leaves out a busy endpoint walks that endpoint's whole backlog in the due index.
   // The worker must not repeat such claims while nothing new can have fallen due for the others

@@ -58,20 +58,21 @@ describe('expired lease of a delivery the worker still holds', () => {
 describe('a queued delivery to an endpoint with a transformation', () => {
   it('is handed back rather than started when its lease cannot also cover the transformation', async () => {
     rcv = await startReceiver();
-    // Lease 5 s; request 0.5 s; transformation 0.5 s, so it may wait 0.5 s for a thread and run
-    // 0.5 s + 1 s until the hard kill: 3.5 s of lease are needed to start, not 1.5 s.
-    k = await startTestKoppel({ KOPPEL_REQUEST_TIMEOUT: '0.5', KOPPEL_TRANSFORM_TIMEOUT: '0.5', KOPPEL_ENDPOINT_CONCURRENCY: '1' });
+    // Lease 10 s; request 3 s; transformation 0.5 s, so it may wait 3 s for a thread and run
+    // 0.5 s + 1 s until the hard kill: 8.5 s of lease are needed to start, not 4 s.
+    k = await startTestKoppel({ KOPPEL_LEASE: '10', KOPPEL_REQUEST_TIMEOUT: '3', KOPPEL_TRANSFORM_TIMEOUT: '0.5', KOPPEL_ENDPOINT_CONCURRENCY: '1' });
+    // The first exchange takes 2.5 s: the second delivery waits that long for the endpoint's
+    // only slot, and then has about 7.4 s of its lease left.
+    let answered = 0;
+    rcv.respond((_r, res) => {
+      if (answered++ === 0) setTimeout(() => res.end('ok'), 2500);
+      else res.end('ok');
+    });
     const store = k.koppel.ctx.store;
     const settle = store.settle.bind(store);
     const releases: string[] = [];
-    let heldBack = false;
     store.settle = async (batch: Settlement[], opts: SettleOptions) => {
       for (const s of batch) if (s.attempt === null && s.dueAt !== null && s.health === 'none') releases.push(s.deliveryId);
-      // The first outcome takes 2 s to write: the second delivery waits that long for the slot.
-      if (!heldBack && batch.some((s) => s.attempt !== null)) {
-        heldBack = true;
-        await sleep(2000);
-      }
       return settle(batch, opts);
     };
 
@@ -89,7 +90,7 @@ describe('a queued delivery to an endpoint with a transformation', () => {
 
     await rcv.waitFor(2);
     await sleep(300);
-    // With 3 s of its lease left it was handed back (then claimed afresh and sent), not started.
+    // With about 7.4 s of its lease left it was handed back (then claimed afresh and sent), not started.
     expect(releases).toHaveLength(1);
     expect(rcv.requests).toHaveLength(2);
     expect(rcv.requests.map((r) => JSON.parse(r.body).n).sort()).toEqual([1, 2]);
