@@ -262,11 +262,20 @@ export function parseRetryAfter(value: string | undefined, now = Date.now()): nu
 
 function flattenHeaders(headers: Record<string, string | string[] | undefined>): Record<string, string> {
   const out: Record<string, string> = {};
-  for (const [name, value] of Object.entries(headers)) {
+  // for…in rather than Object.entries: no array per header on every response.
+  for (const name in headers) {
+    const value = headers[name];
     if (value === undefined) continue;
     out[name.toLowerCase()] = Array.isArray(value) ? value.join(', ') : value;
   }
   return out;
+}
+
+/** The response body as text; most webhook responses are empty or arrive in one chunk. */
+function bodyText(chunks: Buffer[]): string {
+  if (chunks.length === 0) return '';
+  if (chunks.length === 1) return chunks[0].toString('utf8');
+  return Buffer.concat(chunks).toString('utf8');
 }
 
 /** What is known about an exchange so far; a deadline reports whatever arrived. */
@@ -408,9 +417,9 @@ export class HttpSender {
 
   private requestHeaders(given: Record<string, string>): Record<string, string> {
     const headers: Record<string, string> = {};
-    for (const [name, value] of Object.entries(given)) {
+    for (const name in given) {
       const lower = name.toLowerCase();
-      if (!FORBIDDEN_REQUEST_HEADERS.has(lower)) headers[lower] = value;
+      if (!FORBIDDEN_REQUEST_HEADERS.has(lower)) headers[lower] = given[name];
     }
     headers['content-type'] ??= 'application/json';
     headers['user-agent'] ??= this.userAgent;
@@ -419,19 +428,16 @@ export class HttpSender {
 
   private result(progress: Progress, err: unknown, durationMs: number): SendResult {
     const { status, headers, truncated } = progress;
-    const base = {
-      status,
-      headers,
-      body: Buffer.concat(progress.chunks).toString('utf8'),
-      truncated,
-      durationMs,
-      retryAfterMs: parseRetryAfter(headers['retry-after']),
-    };
-    if (err !== null) return { ...base, ok: false, ...classify(err) };
-    if (status !== null && status >= 200 && status < 300) return { ...base, ok: true, errorClass: null, error: null };
+    const body = bodyText(progress.chunks);
+    const retryAfterMs = parseRetryAfter(headers['retry-after']);
+    if (err !== null) {
+      const { errorClass, error } = classify(err);
+      return { ok: false, status, headers, body, truncated, durationMs, errorClass, error, retryAfterMs };
+    }
+    if (status !== null && status >= 200 && status < 300) return { ok: true, status, headers, body, truncated, durationMs, errorClass: null, error: null, retryAfterMs };
     const location = status !== null && status >= 300 && status < 400 ? headers['location'] : undefined;
     const error = location === undefined ? `HTTP ${status}` : `HTTP ${status} (redirect to ${location} not followed)`;
-    return { ...base, ok: false, errorClass: 'http_status', error };
+    return { ok: false, status, headers, body, truncated, durationMs, errorClass: 'http_status', error, retryAfterMs };
   }
 
   /** Waits for in-flight exchanges (each bounded by the deadline) and closes idle sockets. */

@@ -465,15 +465,16 @@ export class DeliveryWorker {
       }
       redacted = prepared.redacted;
       const signature = transformError === null ? signatureHeader(activeSecrets(prepared.secrets, started), m.id, ts, body) : '';
+      const timestamp = String(ts);
       sentHeaders = transformError !== null ? {} : {
         ...prepared.headers,
         ...prepared.authHeaders,
         'content-type': 'application/json',
         'webhook-id': m.id,
-        'webhook-timestamp': String(ts),
+        'webhook-timestamp': timestamp,
         'webhook-signature': signature,
         'svix-id': m.id,
-        'svix-timestamp': String(ts),
+        'svix-timestamp': timestamp,
         'svix-signature': signature,
       };
       result = transformError !== null
