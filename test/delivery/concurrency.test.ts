@@ -4,25 +4,33 @@
  * rather than being lost or sent twice.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startReceiver, startTestKoppel, type Receiver, type TestKoppel } from '../helpers.js';
+import { startReceiver, startTestKoppel, type ReceivedRequest, type Receiver, type TestKoppel } from '../helpers.js';
+
+/** Answers every request after 20 ms, counting the requests the receiver holds at once. */
+function countInFlight(rcv: Receiver, onRequest: (req: ReceivedRequest) => void = () => {}): { max: () => number } {
+  let inFlight = 0;
+  let maxInFlight = 0;
+  rcv.respond((req, res) => {
+    onRequest(req);
+    inFlight++;
+    maxInFlight = Math.max(maxInFlight, inFlight);
+    setTimeout(() => {
+      inFlight--;
+      res.end('ok');
+    }, 20);
+  });
+  return { max: () => maxInFlight };
+}
 
 describe('endpoint concurrency cap', () => {
   let k: TestKoppel;
   let rcv: Receiver;
-  let inFlight = 0;
-  let maxInFlight = 0;
+  let counted: { max: () => number };
 
   beforeAll(async () => {
     k = await startTestKoppel({ KOPPEL_ENDPOINT_CONCURRENCY: '3', KOPPEL_CLAIM_BATCH: '50' });
     rcv = await startReceiver();
-    rcv.respond((_req, res) => {
-      inFlight++;
-      maxInFlight = Math.max(maxInFlight, inFlight);
-      setTimeout(() => {
-        inFlight--;
-        res.end('ok');
-      }, 20);
-    });
+    counted = countInFlight(rcv);
   });
   afterAll(async () => {
     await k.close();
@@ -35,8 +43,8 @@ describe('endpoint concurrency cap', () => {
     const ids: string[] = [];
     for (let i = 0; i < 60; i++) ids.push((await k.api('POST', `/api/v1/app/${app.id}/msg`, { eventType: 'job.done', payload: { i } })).body.id);
     await rcv.waitFor(60, 20_000);
-    expect(maxInFlight).toBeLessThanOrEqual(3);
-    expect(maxInFlight).toBeGreaterThan(1);
+    expect(counted.max()).toBeLessThanOrEqual(3);
+    expect(counted.max()).toBeGreaterThan(1);
     const received = rcv.requests.map((r) => String(r.headers['webhook-id']));
     expect(new Set(received).size).toBe(60);
     expect(received.length).toBe(60);
@@ -51,18 +59,10 @@ describe('an endpoint slot', () => {
   it('is free for the next delivery once the exchange is over, before its outcome is written', async () => {
     const k = await startTestKoppel({ KOPPEL_ENDPOINT_CONCURRENCY: '1' });
     const rcv = await startReceiver();
-    let inFlight = 0;
-    let maxInFlight = 0;
     let firstWritten = false;
     let secondSawFirstWritten: boolean | null = null;
-    rcv.respond((_req, res) => {
+    const counted = countInFlight(rcv, () => {
       if (rcv.requests.length === 2) secondSawFirstWritten = firstWritten;
-      inFlight++;
-      maxInFlight = Math.max(maxInFlight, inFlight);
-      setTimeout(() => {
-        inFlight--;
-        res.end('ok');
-      }, 20);
     });
     const store = k.koppel.ctx.store;
     const settle = store.settle.bind(store);
@@ -87,7 +87,7 @@ describe('an endpoint slot', () => {
       const [first, second] = rcv.requests;
       expect(secondSawFirstWritten, 'the second request waited for the first outcome to be written').toBe(false);
       expect(second.at - first.at).toBeLessThan(1000);
-      expect(maxInFlight).toBe(1);
+      expect(counted.max()).toBe(1);
     } finally {
       await k.close();
       await rcv.close();
