@@ -309,9 +309,10 @@ export class DeliveryWorker {
    * Starts an attempt now (holding an endpoint slot), unless the endpoint's rate limit says later.
    * The endpoint's slot is given up as soon as its HTTP exchange is over: the cap is on requests
    * the endpoint has to carry at once, and an outcome waiting for its batched write asks nothing
-   * of the endpoint. (Holding the slot until the write kept about an eighth of a busy endpoint's slots
-   * idle.) The attempt still counts against the process's concurrency, and its row stays leased,
-   * until the outcome is durable, which is what bounds what a crash can make us send twice.
+   * of the endpoint. (Holding the slot until the write kept about an eighth of a busy
+   * endpoint's slots idle.) The attempt still counts against the process's concurrency, and its
+   * row stays leased, until the outcome is durable, which is what bounds what a crash can make us
+   * send twice.
    */
   private startAttempt(c: ClaimedDelivery) {
     const ep = c.endpoint!;
