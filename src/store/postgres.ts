@@ -7,7 +7,7 @@
 import pg from 'pg';
 import { Kysely, PostgresDialect, sql } from 'kysely';
 import type { ClaimedDelivery, DisabledEndpoint, InsertMessageResult, NewMessage, SettleOptions, Settlement } from './port.js';
-import type { Database, DeliveryRow, EndpointRow, MessageRow } from './schema.js';
+import { Status, type Database, type DeliveryRow, type EndpointRow, type MessageRow } from './schema.js';
 import { SqlStore, normalizeDelivery, type DialectHooks } from './sql-store.js';
 
 // int8 (bigint) columns hold millisecond timestamps, far inside Number's safe range.
@@ -223,6 +223,26 @@ export class PostgresStore extends SqlStore {
   }
 
   /**
+   * The claim, with the due rows it takes locked first and collected into an array, then updated
+   * by primary key. Written as `id in (select … limit n)` the planner saw a semi-join of unknown
+   * size and, while the table was small or its statistics were not yet gathered (a new
+   * deployment, the first minutes after a burst), scanned all of deliveries for every claim;
+   * measured with auto_explain during a steady 1,000 messages/s, a quarter of the slow claims.
+   */
+  protected override claimStatement(owner: string, now: number, leaseUntil: number, limit: number, excludeEndpointIds: string[]) {
+    const exclude = excludeEndpointIds.length ? sql`and endpoint_id <> all(${excludeEndpointIds}::text[])` : sql``;
+    return sql<DeliveryRow>`
+      update deliveries
+         set status = ${Status.sending}, due_at = ${leaseUntil}, lease_owner = ${owner}, updated_at = ${now}
+       where id = any(array(
+         select id from deliveries
+          where due_at is not null and due_at <= ${now} ${exclude}
+          order by due_at
+          limit ${limit} for update skip locked))
+      returning *`;
+  }
+
+  /**
    * The claim and the reads of its messages and endpoints, as one statement. Each message and
    * endpoint comes once, as JSON on the first of its deliveries' rows (a fan-out claim would
    * otherwise repeat a payload per endpoint), and one value per row, never one aggregate of the
@@ -260,6 +280,10 @@ export class PostgresStore extends SqlStore {
     const attempts = batch.flatMap((s) => (s.attempt ? [s.attempt] : []));
     const states = batch.map((s) => ({ id: s.deliveryId, owner: s.leaseOwner, status: s.status, due_at: s.dueAt, attempts: s.attempts, last_attempt_at: s.attempt?.created_at ?? null }));
     const healthy = [...new Set(batch.filter((s) => s.health === 'success').map((s) => s.endpointId))];
+    // The ids again as an array: the planner counts its elements (it takes any set-returning
+    // function for 100 rows), so it looks the rows up by primary key instead of scanning a
+    // deliveries table it believes small, as it did for a new deployment's first 10,000 rows.
+    const ids = states.map((s) => s.id);
     const attemptInsert = attempts.length ? sql`a as (${insertJsonRows('attempts', attempts)}),` : sql``;
     await sql`
       with ${attemptInsert}
@@ -270,7 +294,7 @@ export class PostgresStore extends SqlStore {
            set status = v.status, due_at = v.due_at, attempts = v.attempts, lease_owner = null,
                last_attempt_at = coalesce(v.last_attempt_at, deliveries.last_attempt_at), updated_at = ${opts.now}
           from v
-         where deliveries.id = v.id and deliveries.lease_owner = v.owner)
+         where deliveries.id = any(${ids}::text[]) and deliveries.id = v.id and deliveries.lease_owner = v.owner)
       update endpoints set failing_since = null
        where id = any(${healthy}::text[]) and failing_since is not null`.execute(this.relaxed);
     return [];
