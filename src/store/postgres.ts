@@ -4,8 +4,9 @@
  * processes starting together do not race; new work is announced with NOTIFY so idle workers in
  * other processes wake at once instead of at their next poll.
  */
+import { createHash } from 'node:crypto';
 import pg from 'pg';
-import { Kysely, PostgresDialect, sql } from 'kysely';
+import { Kysely, PostgresDialect, sql, type RawBuilder } from 'kysely';
 import type { ClaimedDelivery, DisabledEndpoint, InsertMessageResult, NewMessage, SettleOptions, Settlement } from './port.js';
 import { Status, type Database, type DeliveryRow, type EndpointRow, type MessageRow } from './schema.js';
 import { SqlStore, normalizeDelivery, type DialectHooks } from './sql-store.js';
@@ -57,16 +58,21 @@ export function openPostgresStore(url: string, opts: PostgresOptions = {}): Post
     const pool = new pg.Pool({ connectionString: url, max, options: [options, extra].filter(Boolean).join(' ') || undefined });
     // An idle client that loses its connection must not crash the process; the next query reports it.
     pool.on('error', () => {});
-    return new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
+    return { pool, db: new Kysely<Database>({ dialect: new PostgresDialect({ pool }) }) };
   };
-  const db = newPool(opts.max ?? 10);
+  const durable = newPool(opts.max ?? 10);
+  const db = durable.db;
   // The worker's claims and outcome writes commit without waiting for the WAL flush (see
   // DialectHooks.relaxedTransaction). Their sessions have synchronous_commit=off from the start,
-  // so one statement is one round trip, not BEGIN, SET LOCAL, statement and COMMIT.
-  const relaxed = newPool(Math.max(2, Math.ceil((opts.max ?? 10) / 2)), '-c synchronous_commit=off');
+  // so one statement is one round trip, not BEGIN, SET LOCAL, statement and COMMIT. They also
+  // run the hot path's prepared statements (PostgresStore.prepared), whose plans are made once
+  // per session and kept: every one of them reads by an index, and enable_seqscan=off keeps a
+  // plan made while a table was still small from scanning it whole once it has grown.
+  const relaxedPool = newPool(Math.max(2, Math.ceil((opts.max ?? 10) / 2)), '-c synchronous_commit=off -c enable_seqscan=off');
+  const relaxed = relaxedPool.db;
   const listeners = new Set<pg.Client>();
   const channel = dueChannel(opts.schema);
-  return new PostgresStore(db, relaxed, opts.oneStatementMaxChars ?? 32 * 1024 * 1024, channel, {
+  return new PostgresStore(db, relaxed, { durable: durable.pool, relaxed: relaxedPool.pool }, opts.oneStatementMaxChars ?? 32 * 1024 * 1024, channel, {
     name: 'postgres',
     withMigrationLock: async (database, fn) =>
       database.connection().execute(async (conn) => {
@@ -137,6 +143,25 @@ function insertJsonRows(table: 'messages' | 'deliveries' | 'attempts', rows: obj
   return sql`insert into ${sql.table(table)} (${list}) select ${list} from json_populate_recordset(null::${sql.table(table)}, ${JSON.stringify(rows)}::json)`;
 }
 
+/**
+ * A name for a hot statement's text, so that each connection parses and plans it once (a named
+ * prepared statement) instead of on every call. At a steady 1,000 messages/s, with batches of a
+ * few rows, planning alone was a quarter of the PostgreSQL server's CPU (perf). Only the
+ * delivery hot path uses names, and its texts come in a handful of fixed shapes: a connection
+ * keeps every statement it prepared until it closes. (Behind PgBouncer in transaction mode this
+ * needs PgBouncer 1.21 or later with max_prepared_statements set; see docs/scaling.md.)
+ */
+const statementNames = new Map<string, string>();
+function statementName(text: string): string {
+  let name = statementNames.get(text);
+  if (name === undefined) {
+    name = `koppel_${createHash('sha1').update(text).digest('hex').slice(0, 24)}`;
+    if (statementNames.size >= 256) statementNames.clear();
+    statementNames.set(text, name);
+  }
+  return name;
+}
+
 /** Characters of text in these values (payloads, response bodies); the rest of a row is small. */
 function textOf(values: (string | null | undefined)[]): number {
   let n = 0;
@@ -155,6 +180,8 @@ export class PostgresStore extends SqlStore {
     db: Kysely<Database>,
     /** Sessions with synchronous_commit=off, for claims and outcome writes. */
     private readonly relaxed: Kysely<Database>,
+    /** The connection pools under `db` and `relaxed`, for the hot path's prepared statements. */
+    private readonly pools: { durable: pg.Pool; relaxed: pg.Pool },
     /**
      * A batch carrying more text than this is written by the shared, chunked code instead: one
      * JSON value of every payload could outgrow what V8 allows in a string (about 512 MiB) or
@@ -166,6 +193,45 @@ export class PostgresStore extends SqlStore {
     hooks: DialectHooks,
   ) {
     super(db, hooks);
+  }
+
+  /**
+   * Bumped when a prepared statement's result type changed under it (a migration run by a newer
+   * process added a column to a table a `returning *` reads): new names, prepared afresh.
+   */
+  private statementGeneration = 0;
+
+  /** Runs a hot-path statement as a named prepared statement (see statementName). */
+  private async prepared<R>(pool: pg.Pool, query: RawBuilder<R>): Promise<R[]> {
+    const q = query.compile(this.db);
+    const run = () => pool.query({ name: `${statementName(q.sql)}_${this.statementGeneration}`, text: q.sql, values: q.parameters as unknown[] });
+    try {
+      return (await run()).rows as R[];
+    } catch (e) {
+      // 0A000 "cached plan must not change result type"; the statement did not run.
+      if ((e as { code?: string })?.code !== '0A000') throw e;
+      this.statementGeneration++;
+      return (await run()).rows as R[];
+    }
+  }
+
+  /** The earliest due time, as a prepared statement: the worker asks after every claim. */
+  override async nextDueAt(after?: number): Promise<number | null> {
+    const rows = await this.prepared(
+      this.pools.relaxed,
+      after === undefined
+        ? sql<{ next: number | null }>`select min(due_at) as next from deliveries where due_at is not null`
+        : sql<{ next: number | null }>`select min(due_at) as next from deliveries where due_at is not null and due_at > ${after}`,
+    );
+    return rows[0]?.next == null ? null : Number(rows[0].next);
+  }
+
+  /**
+   * The endpoints messages are routed to, as a prepared statement: one per group-commit batch.
+   * A read, so the relaxed sessions serve it (their plans keep to indexes).
+   */
+  override listEnabledEndpoints(appIds: string[]): Promise<EndpointRow[]> {
+    return this.prepared(this.pools.relaxed, sql<EndpointRow>`select * from endpoints where app_id = any(${[...new Set(appIds)]}::text[]) and disabled = 0`);
   }
 
   protected override relaxedStatement<T>(fn: (db: Kysely<Database>) => Promise<T>): Promise<T> {
@@ -205,12 +271,13 @@ export class PostgresStore extends SqlStore {
                  as v("environmentId" text, key text, "statusCode" integer, response text, "messageId" text)
            where k.environment_id = v."environmentId" and k.key = v.key and v."messageId" in (select id from m))`
       : sql``;
-    const r = await sql<{ ids: string[] }>`
+    // On a durable session (the 202 waits for this commit); its plan has no table to scan.
+    const rows = await this.prepared(this.pools.durable, sql<{ ids: string[] }>`
       with m as (${insertJsonRows('messages', batch.map((b) => b.message))} on conflict do nothing returning id)
       ${deliveryInsert}
       ${idempotency}
-      select array(select id from m) as ids ${notify}`.execute(this.db);
-    const inserted = new Set(r.rows[0].ids);
+      select array(select id from m) as ids ${notify}`);
+    const inserted = new Set(rows[0].ids);
     const results: InsertMessageResult[] = [];
     for (const item of batch) {
       if (inserted.has(item.message.id)) {
@@ -249,7 +316,7 @@ export class PostgresStore extends SqlStore {
    * whole batch (50 payloads of many megabytes would make a string longer than V8 allows).
    */
   override async claimDue(owner: string, now: number, leaseUntil: number, limit: number, excludeEndpointIds: string[]): Promise<ClaimedDelivery[]> {
-    const r = await sql<DeliveryRow & { _message: MessageRow | null; _endpoint: EndpointRow | null }>`
+    const rows = await this.prepared(this.pools.relaxed, sql<DeliveryRow & { _message: MessageRow | null; _endpoint: EndpointRow | null }>`
       with c as (${this.claimStatement(owner, now, leaseUntil, limit, excludeEndpointIds)})
       select c.*,
              case when row_number() over (partition by c.message_id order by c.id) = 1
@@ -257,10 +324,10 @@ export class PostgresStore extends SqlStore {
              case when row_number() over (partition by c.endpoint_id order by c.id) = 1
                   then (select row_to_json(e) from endpoints e where e.id = c.endpoint_id) end as _endpoint
         from c
-       order by c.id`.execute(this.relaxed);
+       order by c.id`);
     const msgById = new Map<string, MessageRow>();
     const epById = new Map<string, EndpointRow>();
-    const deliveries = r.rows.map(({ _message, _endpoint, ...d }) => {
+    const deliveries = rows.map(({ _message, _endpoint, ...d }) => {
       if (_message) msgById.set(_message.id, _message);
       if (_endpoint) epById.set(_endpoint.id, _endpoint);
       return normalizeDelivery(d);
@@ -285,7 +352,7 @@ export class PostgresStore extends SqlStore {
     // deliveries table it believes small, as it did for a new deployment's first 10,000 rows.
     const ids = states.map((s) => s.id);
     const attemptInsert = attempts.length ? sql`a as (${insertJsonRows('attempts', attempts)}),` : sql``;
-    await sql`
+    await this.prepared(this.pools.relaxed, sql`
       with ${attemptInsert}
       v as (select * from json_to_recordset(${JSON.stringify(states)}::json)
               as v(id text, owner text, status integer, due_at bigint, attempts integer, last_attempt_at bigint)),
@@ -296,7 +363,7 @@ export class PostgresStore extends SqlStore {
           from v
          where deliveries.id = any(${ids}::text[]) and deliveries.id = v.id and deliveries.lease_owner = v.owner)
       update endpoints set failing_since = null
-       where id = any(${healthy}::text[]) and failing_since is not null`.execute(this.relaxed);
+       where id = any(${healthy}::text[]) and failing_since is not null`);
     return [];
   }
 }
