@@ -189,3 +189,31 @@ async function waitForAttempts(k: TestKoppel, appId: string, endpointId: string,
     await new Promise((r) => setTimeout(r, 100));
   }
 }
+
+describe('a delivery for an endpoint at its cap', () => {
+  // Its wake is dropped (a claim would leave the busy endpoint out anyway), so the slot that
+  // frees first must claim it, even though the claim before found nothing left behind.
+  it('is claimed as soon as a slot frees, not at the next poll', async () => {
+    const k = await startTestKoppel({ KOPPEL_ENDPOINT_CONCURRENCY: '1', KOPPEL_POLL_INTERVAL: '30' });
+    const rcv = await startReceiver();
+    rcv.respond((req, res) => {
+      // The first request holds the endpoint's only slot for 800 ms.
+      setTimeout(() => res.end('ok'), rcv.requests.length === 1 ? 800 : 0);
+    });
+    try {
+      const app = (await k.api('POST', '/api/v1/app', { name: 'Capped' })).body;
+      expect((await k.api('POST', `/api/v1/app/${app.id}/endpoint`, { url: `${rcv.url}/capped` })).status).toBe(201);
+      expect((await k.api('POST', `/api/v1/app/${app.id}/msg`, { eventType: 'job.done', payload: { i: 1 } })).status).toBe(202);
+      await rcv.waitFor(1, 5_000);
+      const sent = Date.now();
+      expect((await k.api('POST', `/api/v1/app/${app.id}/msg`, { eventType: 'job.done', payload: { i: 2 } })).status).toBe(202);
+      await rcv.waitFor(2, 10_000);
+      // Left to the poll it would wait for the first lease to expire (5 s here) or the poll (30 s);
+      // the freed slot takes the first request's remaining 800 ms.
+      expect(Date.now() - sent).toBeLessThan(3_000);
+    } finally {
+      await k.close();
+      await rcv.close();
+    }
+  });
+});
