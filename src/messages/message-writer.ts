@@ -6,7 +6,7 @@
  */
 import { newId } from '../lib/ids.js';
 import { endpointMatches } from '../endpoints/filter.js';
-import type { IdempotencyCompletion, InsertMessageResult, NewMessage, Store } from '../store/port.js';
+import { StaleRoutingError, type IdempotencyCompletion, type InsertMessageResult, type NewMessage, type Store } from '../store/port.js';
 import { Status, type DeliveryRow, type EndpointRow, type MessageRow } from '../store/schema.js';
 
 export interface MessageDraft {
@@ -82,8 +82,20 @@ export class MessageWriter {
       // Whatever arrives while this batch commits and syncs can go in the other lane.
       this.schedule();
       try {
-        const news = await this.route(batch.map((p) => p.draft));
-        const results = await this.store.insertMessages(news);
+        const drafts = batch.map((p) => p.draft);
+        let news: NewMessage[];
+        let results: InsertMessageResult[];
+        try {
+          const routing = await this.routing(drafts, false);
+          news = this.fanOut(drafts, routing.endpoints);
+          results = await this.store.insertMessages(news, routing.guard);
+        } catch (e) {
+          if (!(e instanceof StaleRoutingError)) throw e;
+          // The store's copy of the endpoints was out of date and nothing was written: route by
+          // a fresh read, and write as a read just before the insert always did.
+          news = this.fanOut(drafts, (await this.routing(drafts, true)).endpoints);
+          results = await this.store.insertMessages(news);
+        }
         results.forEach((r, i) => batch[i].resolve({ ...r, deliveries: r.ok ? news[i].deliveries.length : 0 }));
         let accepted = 0;
         const endpointIds = new Set<string>();
@@ -99,10 +111,14 @@ export class MessageWriter {
     }
   }
 
-  /** Fans each message out to the endpoints whose filters match, one delivery row each. */
-  private async route(drafts: MessageDraft[]): Promise<NewMessage[]> {
+  /** The endpoints of the applications whose messages are routed (not sent to one endpoint). */
+  private routing(drafts: MessageDraft[], fresh: boolean) {
     const appIds = [...new Set(drafts.filter((d) => !d.onlyEndpoint).map((d) => d.message.app_id))];
-    const endpoints = appIds.length ? await this.store.listEnabledEndpoints(appIds) : [];
+    return this.store.routeMessages(appIds, { fresh });
+  }
+
+  /** Fans each message out to the endpoints whose filters match, one delivery row each. */
+  private fanOut(drafts: MessageDraft[], endpoints: EndpointRow[]): NewMessage[] {
     const byApp = new Map<string, EndpointRow[]>();
     for (const ep of endpoints) {
       const list = byApp.get(ep.app_id) ?? [];

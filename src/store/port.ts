@@ -71,6 +71,31 @@ export interface IdempotencyCompletion {
 
 export type InsertMessageResult = { ok: true } | { ok: false; reason: 'duplicate_event_id'; existingId: string };
 
+/**
+ * The enabled endpoints new messages of some applications are routed to. A store may answer from
+ * a copy it keeps (PostgreSQL does, to save a round trip per group commit); its `guard` then names
+ * what that copy was, and insertMessages given the guard writes nothing unless the applications'
+ * enabled endpoints are still exactly those (StaleRoutingError), so a message never misses an
+ * endpoint created, enabled or changed before it was written.
+ */
+export interface Routing {
+  endpoints: EndpointRow[];
+  guard?: RoutingGuard;
+}
+
+/** Opaque to callers: made by routeMessages, checked by insertMessages of the same store. */
+export interface RoutingGuard {
+  readonly appIds: readonly string[];
+  readonly versions: readonly { app_id: string; version: string }[];
+}
+
+/** insertMessages' guard found the endpoints changed since routeMessages: route again (fresh). */
+export class StaleRoutingError extends Error {
+  constructor() {
+    super('the endpoints these messages were routed to changed before they were written');
+  }
+}
+
 /** A delivery claimed by a worker, with what it needs to send it. */
 export interface ClaimedDelivery {
   delivery: DeliveryRow;
@@ -197,8 +222,13 @@ export interface Store {
   getEndpoint(appId: string, idOrUid: string): Promise<EndpointRow | undefined>;
   getEndpointsByIds(ids: string[]): Promise<EndpointRow[]>;
   listEndpoints(appId: string, page: PageRequest): Promise<Page<EndpointRow>>;
-  /** Every enabled endpoint of these applications (for routing new messages). */
+  /** Every enabled endpoint of these applications. */
   listEnabledEndpoints(appIds: string[]): Promise<EndpointRow[]>;
+  /**
+   * The enabled endpoints to route new messages of these applications to (see Routing); `fresh`
+   * reads them from the database whatever the store keeps.
+   */
+  routeMessages(appIds: string[], opts?: { fresh?: boolean }): Promise<Routing>;
   /**
    * Sets only `fields` on the endpoint, and only while its stored values equal `expect` (a fence
    * for read-modify-write changes such as a secret rotation): 'stale' when they do not (or the
@@ -243,8 +273,10 @@ export interface Store {
    * Inserts messages and their deliveries in one transaction (group commit), and signals other
    * processes' workers that those deliveries are due (as notifyDue would; on PostgreSQL the
    * NOTIFY is part of the transaction, so it goes out exactly when the rows are visible).
+   * With the guard of a Routing, rejects with StaleRoutingError (and writes nothing) when those
+   * applications' enabled endpoints changed since.
    */
-  insertMessages(batch: NewMessage[]): Promise<InsertMessageResult[]>;
+  insertMessages(batch: NewMessage[], guard?: RoutingGuard): Promise<InsertMessageResult[]>;
   getMessage(appId: string, idOrEventId: string): Promise<MessageRow | undefined>;
   getMessagesByIds(ids: string[]): Promise<MessageRow[]>;
   listMessages(appId: string, filter: MessageFilter, page: PageRequest): Promise<Page<MessageRow>>;

@@ -7,7 +7,7 @@
 import { createHash } from 'node:crypto';
 import pg from 'pg';
 import { Kysely, PostgresDialect, sql, type RawBuilder } from 'kysely';
-import type { ClaimedDelivery, DisabledEndpoint, InsertMessageResult, NewMessage, SettleOptions, Settlement } from './port.js';
+import { StaleRoutingError, type ClaimedDelivery, type DisabledEndpoint, type InsertMessageResult, type NewMessage, type Routing, type RoutingGuard, type SettleOptions, type Settlement } from './port.js';
 import { Status, type Database, type DeliveryRow, type EndpointRow, type MessageRow } from './schema.js';
 import { SqlStore, normalizeDelivery, type DialectHooks } from './sql-store.js';
 
@@ -170,6 +170,32 @@ function textOf(values: (string | null | undefined)[]): number {
 }
 
 /**
+ * How long an API process routes new messages by its copy of an application's endpoints before
+ * reading them again, and for how many applications it keeps one. The copy is never trusted: the
+ * insert checks it (routingVersions), so these bound only memory and how long an unused copy stays.
+ */
+const ROUTING_TTL_MS = 10_000;
+const ROUTING_MAX_APPS = 10_000;
+
+/**
+ * A version of each application's enabled endpoints: a hash of their ids and row versions (`xmin`,
+ * the transaction that wrote the row, new with every insert and update). Any change that can
+ * alter routing (an endpoint created, deleted, enabled, disabled or updated) changes it; an
+ * application without enabled endpoints has no row. The routing read and the insert's check use
+ * this same expression, so they agree on what "unchanged" means.
+ */
+function routingVersions(appIds: string[]) {
+  return sql`select app_id, md5(string_agg(id || ':' || xmin::text, ',' order by id)) as version
+               from endpoints where app_id = any(${appIds}::text[]) and disabled = 0 group by app_id`;
+}
+
+interface RoutedApp {
+  endpoints: EndpointRow[];
+  version: string | null;
+  until: number;
+}
+
+/**
  * The PostgreSQL store: the shared query code, with the delivery hot path written as single
  * statements. Every statement is a round trip through loopback TCP, and profiles of the worker
  * and API processes spent 35-52 % of their time in those socket writes; data-modifying CTEs let
@@ -226,12 +252,68 @@ export class PostgresStore extends SqlStore {
     return rows[0]?.next == null ? null : Number(rows[0].next);
   }
 
-  /**
-   * The endpoints messages are routed to, as a prepared statement: one per group-commit batch.
-   * A read, so the relaxed sessions serve it (their plans keep to indexes).
-   */
+  /** As a prepared statement, on the relaxed sessions (a read; their plans keep to indexes). */
   override listEnabledEndpoints(appIds: string[]): Promise<EndpointRow[]> {
     return this.prepared(this.pools.relaxed, sql<EndpointRow>`select * from endpoints where app_id = any(${[...new Set(appIds)]}::text[]) and disabled = 0`);
+  }
+
+  /** This process's copies of applications' enabled endpoints, oldest first (see routeMessages). */
+  private readonly routed = new Map<string, RoutedApp>();
+
+  /**
+   * Routes from this process's copy of each application's enabled endpoints, read again after
+   * ROUTING_TTL_MS, with a guard that makes insertMessages check the copy in its own statement.
+   * A group-commit batch then takes one round trip instead of two: at a steady 1,000 messages/s
+   * the routing read, though 15 µs of server time, took 2 ms at the median and 11-17 ms at p99 of
+   * the ingest path on a busy machine, the time to get a turn of the server's process and back.
+   */
+  override async routeMessages(appIds: string[], opts: { fresh?: boolean } = {}): Promise<Routing> {
+    const ids = [...new Set(appIds)];
+    if (ids.length === 0) return { endpoints: [] };
+    const now = Date.now();
+    const read = opts.fresh ? ids : ids.filter((id) => !((this.routed.get(id)?.until ?? 0) > now));
+    const fetched = new Map<string, RoutedApp>();
+    if (read.length) {
+      for (const id of read) fetched.set(id, { endpoints: [], version: null, until: now + ROUTING_TTL_MS });
+      const rows = await this.prepared(this.pools.relaxed, sql<EndpointRow & { routing_version: string }>`
+        select v.version as routing_version, e.* from endpoints e join (${routingVersions(read)}) v on v.app_id = e.app_id
+         where e.app_id = any(${read}::text[]) and e.disabled = 0`);
+      for (const { routing_version, ...ep } of rows) {
+        const app = fetched.get(ep.app_id)!;
+        app.endpoints.push(ep);
+        app.version = routing_version;
+      }
+      for (const [id, app] of fetched) {
+        this.routed.delete(id);
+        this.routed.set(id, app);
+      }
+      for (const id of this.routed.keys()) {
+        if (this.routed.size <= ROUTING_MAX_APPS) break;
+        this.routed.delete(id);
+      }
+    }
+    const endpoints: EndpointRow[] = [];
+    const versions: { app_id: string; version: string }[] = [];
+    for (const id of ids) {
+      const app = fetched.get(id) ?? this.routed.get(id)!;
+      for (const ep of app.endpoints) endpoints.push(ep);
+      if (app.version !== null) versions.push({ app_id: id, version: app.version });
+    }
+    return { endpoints, guard: { appIds: ids, versions } };
+  }
+
+  /** True when every application's version (see routingVersions) is still the guard's. */
+  private routingUnchanged(guard: RoutingGuard) {
+    return sql<boolean>`not exists (
+      select 1 from (${routingVersions([...guard.appIds])}) a
+        full join json_to_recordset(${JSON.stringify(guard.versions)}::json) as x(app_id text, version text) on x.app_id = a.app_id
+       where a.version is distinct from x.version)`;
+  }
+
+  /** A stale copy is read again by the next routeMessages, fresh or not. */
+  private routingWasStale(guard: RoutingGuard): never {
+    for (const id of guard.appIds) this.routed.delete(id);
+    throw new StaleRoutingError();
   }
 
   protected override relaxedStatement<T>(fn: (db: Kysely<Database>) => Promise<T>): Promise<T> {
@@ -248,9 +330,14 @@ export class PostgresStore extends SqlStore {
    * statement: deliveries go in only for messages that did (a repeated eventId is skipped by
    * ON CONFLICT, its deliveries with it), and the notification is sent when the statement commits.
    */
-  override async insertMessages(batch: NewMessage[]): Promise<InsertMessageResult[]> {
+  override async insertMessages(batch: NewMessage[], guard?: RoutingGuard): Promise<InsertMessageResult[]> {
     if (batch.length === 0) return [];
     if (textOf(batch.flatMap((b) => [b.message.payload, b.idempotency?.response])) > this.oneStatementMaxChars) {
+      // Checked just before the chunked transaction, as a routing read just before it would be.
+      if (guard) {
+        const [check] = await this.prepared(this.pools.durable, sql<{ ok: boolean }>`select ${this.routingUnchanged(guard)} as ok`);
+        if (!check.ok) this.routingWasStale(guard);
+      }
       const results = await super.insertMessages(batch);
       const endpointIds = new Set(batch.flatMap((b, i) => (results[i].ok ? b.deliveries.map((d) => d.endpoint_id) : [])));
       // Committed already: a lost signal only leaves the work to the workers' poll.
@@ -259,7 +346,15 @@ export class PostgresStore extends SqlStore {
     }
     const deliveries = batch.flatMap((b) => b.deliveries);
     const endpointIds = [...new Set(deliveries.map((d) => d.endpoint_id))].join(',');
-    const notify = deliveries.length ? sql`, pg_notify(${this.channel}, ${endpointIds.length < 7000 ? endpointIds : ''})` : sql``;
+    // With a guard, nothing goes in (and nobody is woken) unless the routing was still current.
+    const routed = guard ? sql`(select ok from g)` : sql`true`;
+    const check = guard ? sql`g as (select ${this.routingUnchanged(guard)} as ok),` : sql``;
+    const gate = guard ? sql`where (select ok from g)` : sql``;
+    const notify = deliveries.length
+      ? guard
+        ? sql`, case when (select ok from g) then pg_notify(${this.channel}, ${endpointIds.length < 7000 ? endpointIds : ''}) end`
+        : sql`, pg_notify(${this.channel}, ${endpointIds.length < 7000 ? endpointIds : ''})`
+      : sql``;
     const deliveryInsert = deliveries.length
       ? sql`, d as (${insertJsonRows('deliveries', deliveries)} where message_id in (select id from m))`
       : sql``;
@@ -272,11 +367,13 @@ export class PostgresStore extends SqlStore {
            where k.environment_id = v."environmentId" and k.key = v.key and v."messageId" in (select id from m))`
       : sql``;
     // On a durable session (the 202 waits for this commit); its plan has no table to scan.
-    const rows = await this.prepared(this.pools.durable, sql<{ ids: string[] }>`
-      with m as (${insertJsonRows('messages', batch.map((b) => b.message))} on conflict do nothing returning id)
+    const rows = await this.prepared(this.pools.durable, sql<{ ids: string[]; routed: boolean }>`
+      with ${check}
+      m as (${insertJsonRows('messages', batch.map((b) => b.message))} ${gate} on conflict do nothing returning id)
       ${deliveryInsert}
       ${idempotency}
-      select array(select id from m) as ids ${notify}`);
+      select array(select id from m) as ids, ${routed} as routed ${notify}`);
+    if (guard && !rows[0].routed) this.routingWasStale(guard);
     const inserted = new Set(rows[0].ids);
     const results: InsertMessageResult[] = [];
     for (const item of batch) {

@@ -18,6 +18,8 @@ import type {
   NewSourceEvent,
   Page,
   PageRequest,
+  Routing,
+  RoutingGuard,
   SaveVersionResult,
   SourceEventResult,
   SettleOptions,
@@ -293,6 +295,10 @@ export class SqlStore implements Store {
     }
     return out;
   }
+  /** Read every time: without a round trip to another process the read is as cheap as a check. */
+  async routeMessages(appIds: string[], _opts?: { fresh?: boolean }): Promise<Routing> {
+    return { endpoints: appIds.length ? await this.listEnabledEndpoints(appIds) : [] };
+  }
   async updateEndpoint(appId: string, id: string, fields: Partial<EndpointRow>, expect: Partial<EndpointRow> = {}): Promise<SaveVersionResult> {
     let q = this.db.updateTable('endpoints').set(fields).where('id', '=', id).where('app_id', '=', appId);
     for (const [column, value] of Object.entries(expect) as [keyof EndpointRow, unknown][]) {
@@ -425,7 +431,8 @@ export class SqlStore implements Store {
 
   // ── messages ─────────────────────────────────────────────────────────────────────────────
 
-  async insertMessages(batch: NewMessage[]): Promise<InsertMessageResult[]> {
+  /** No guard: routeMessages above gives none (a subclass that does checks it before this). */
+  async insertMessages(batch: NewMessage[], _guard?: RoutingGuard): Promise<InsertMessageResult[]> {
     return this.hooks.durableTransaction(this.db, async (tx) => {
       // Multi-row inserts; ON CONFLICT DO NOTHING skips a repeated eventId without aborting the
       // transaction (PostgreSQL would otherwise), and RETURNING tells which rows went in.

@@ -10,7 +10,7 @@ import { randomBytes } from 'node:crypto';
 import pg from 'pg';
 import { afterAll, expect, it } from 'vitest';
 import { isPostgresUnavailable, openPostgresStore } from '../../src/store/postgres.js';
-import type { Store } from '../../src/store/port.js';
+import { StaleRoutingError, type Store } from '../../src/store/port.js';
 import { storeContract } from './store.contract.js';
 
 const url = process.env.KOPPEL_TEST_DATABASE_URL;
@@ -64,6 +64,42 @@ if (url) {
       await admin.query(`alter table ${schema}.endpoints add column added_later integer`);
       expect(await route()).toEqual([[], []]);
       expect(await route()).toEqual([[], []]);
+    } finally {
+      await store.close();
+      await admin.query(`drop schema ${schema} cascade`);
+    }
+  });
+
+  it('routes new messages by a copy of the endpoints that its inserts check, and reads it again when it is stale', async () => {
+    const schema = `t_${randomBytes(8).toString('hex')}`;
+    await admin.query(`create schema ${schema}`);
+    const store = openPostgresStore(url, { schema, max: 4 });
+    try {
+      await store.migrate();
+      const now = Date.now();
+      await admin.query(`insert into ${schema}.environments (id, name, created_at) values ('env_1', 'e', ${now})`);
+      await admin.query(`insert into ${schema}.applications (id, environment_id, name, metadata, created_at, updated_at) values ('app_1', 'env_1', 'a', '{}', ${now}, ${now})`);
+      const addEndpoint = (id: string) =>
+        admin.query(`insert into ${schema}.endpoints (id, environment_id, app_id, url, description, metadata, disabled, headers, secrets, created_at, updated_at, version)
+                     values ('${id}', 'env_1', 'app_1', 'https://example.com/h', '', '{}', 0, '{}', '[]', ${now}, ${now}, 1)`);
+      await addEndpoint('ep_1');
+      const first = await store.routeMessages(['app_1']);
+      expect(first.endpoints.map((e) => e.id)).toEqual(['ep_1']);
+      expect(first.guard?.versions).toHaveLength(1);
+      // Changed behind this process's back (another process): the copy is still what it was…
+      await addEndpoint('ep_2');
+      expect((await store.routeMessages(['app_1'])).endpoints.map((e) => e.id)).toEqual(['ep_1']);
+      // …and an insert routed by it is refused, whole, and the next routing reads afresh.
+      const m = { id: 'msg_1', environment_id: 'env_1', app_id: 'app_1', event_type: 't', event_id: null, channels: null, tags: null, payload: '{}', created_at: now, expires_at: now + 1000 };
+      await expect(store.insertMessages([{ message: m, deliveries: [] }], first.guard)).rejects.toBeInstanceOf(StaleRoutingError);
+      expect((await admin.query(`select count(*)::int as n from ${schema}.messages`)).rows[0].n).toBe(0);
+      expect((await store.routeMessages(['app_1'])).endpoints.map((e) => e.id).sort()).toEqual(['ep_1', 'ep_2']);
+      // An update that changes nothing a message sees still makes a new row version: refused too.
+      const current = await store.routeMessages(['app_1']);
+      await admin.query(`update ${schema}.endpoints set description = description where id = 'ep_2'`);
+      await expect(store.insertMessages([{ message: m, deliveries: [] }], current.guard)).rejects.toBeInstanceOf(StaleRoutingError);
+      const fresh = await store.routeMessages(['app_1'], { fresh: true });
+      expect(await store.insertMessages([{ message: m, deliveries: [] }], fresh.guard)).toEqual([{ ok: true }]);
     } finally {
       await store.close();
       await admin.query(`drop schema ${schema} cascade`);

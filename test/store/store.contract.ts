@@ -8,7 +8,8 @@
  */
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { idForTime, newId } from '../../src/lib/ids.js';
-import type { PageRequest, Settlement, Store } from '../../src/store/port.js';
+import { MessageWriter } from '../../src/messages/message-writer.js';
+import { StaleRoutingError, type PageRequest, type Settlement, type Store } from '../../src/store/port.js';
 import {
   Status,
   type ApiKeyRow,
@@ -489,6 +490,66 @@ export function storeContract(name: string, open: () => Promise<Store>, dispose:
     // ── messages ───────────────────────────────────────────────────────────────────────────
 
     describe('messages', () => {
+      it('routes each message by its application\'s endpoints as they are when it is written, whatever copy the store keeps', async () => {
+        const { app } = await seedApp();
+        const { app: other } = await seedApp();
+        const e1 = await seedEndpoint(app);
+        const writer = new MessageWriter(store, () => {});
+        const routedTo = async (eventType = 'user.created') => {
+          const m = message(app, { event_type: eventType });
+          const r = await writer.write({ message: m, dueAt: T0 });
+          expect(r.ok).toBe(true);
+          const found: string[] = [];
+          for (const ep of (await store.listEndpoints(app.id, page())).items) {
+            if ((await store.listDeliveriesOfEndpoint(ep.id, {}, page())).items.some((i) => i.message.id === m.id)) found.push(ep.id);
+          }
+          expect(r.deliveries).toBe(found.length);
+          return found.sort();
+        };
+        expect(await routedTo()).toEqual([e1.id]);
+        // Each change below comes right after a message was routed, so a copy of the endpoints
+        // taken for that message is out of date for the next.
+        const e2 = await seedEndpoint(app);
+        expect(await routedTo()).toEqual([e1.id, e2.id].sort());
+        expect(await store.updateEndpoint(app.id, e1.id, { disabled: 1 })).toBe('ok');
+        expect(await routedTo()).toEqual([e2.id]);
+        expect(await store.updateEndpoint(app.id, e2.id, { event_types: '["invoice.paid"]' })).toBe('ok');
+        expect(await routedTo()).toEqual([]);
+        expect(await routedTo('invoice.paid')).toEqual([e2.id]);
+        await store.deleteEndpoint(app.id, e2.id);
+        expect(await store.updateEndpoint(app.id, e1.id, { disabled: 0 })).toBe('ok');
+        expect(await routedTo('invoice.paid')).toEqual([e1.id]);
+        // Another application's endpoints are not this one's.
+        await seedEndpoint(other);
+        expect(await routedTo()).toEqual([e1.id]);
+      });
+
+      it('writes nothing for a batch routed by endpoints that changed before it was written, when the routing has a guard', async () => {
+        const { app } = await seedApp();
+        const e1 = await seedEndpoint(app);
+        const routing = await store.routeMessages([app.id]);
+        expect(routing.endpoints.map((e) => e.id)).toEqual([e1.id]);
+        const e2 = await seedEndpoint(app);
+        const m = message(app);
+        const write = store.insertMessages([{ message: m, deliveries: [delivery(m, e1)] }], routing.guard);
+        if (routing.guard) {
+          await expect(write).rejects.toBeInstanceOf(StaleRoutingError);
+          expect(await store.getMessage(app.id, m.id)).toBeUndefined();
+          expect((await store.listDeliveriesOfEndpoint(e1.id, {}, page())).items).toEqual([]);
+        } else {
+          // A store without a guard reads the endpoints every time: the routing above was current.
+          expect(await write).toEqual([{ ok: true }]);
+        }
+        const fresh = await store.routeMessages([app.id], { fresh: true });
+        expect(fresh.endpoints.map((e) => e.id).sort()).toEqual([e1.id, e2.id].sort());
+        const again = await store.routeMessages([app.id]);
+        expect(again.endpoints.map((e) => e.id).sort()).toEqual([e1.id, e2.id].sort());
+        const m2 = message(app);
+        expect(await store.insertMessages([{ message: m2, deliveries: [delivery(m2, e1), delivery(m2, e2)] }], again.guard)).toEqual([{ ok: true }]);
+        expect((await store.listDeliveriesOfEndpoint(e2.id, {}, page())).items.map((i) => i.message.id)).toEqual([m2.id]);
+        expect(await store.routeMessages([])).toEqual({ endpoints: [] });
+      });
+
       it('inserts a batch of messages with their deliveries in one call', async () => {
         const { app } = await seedApp();
         const e1 = await seedEndpoint(app);
