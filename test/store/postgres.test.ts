@@ -9,7 +9,7 @@
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
 import { afterAll, expect, it } from 'vitest';
-import { isPostgresUnavailable, openPostgresStore } from '../../src/store/postgres.js';
+import { isPostgresUnavailable, openPostgresStore, type PostgresStore } from '../../src/store/postgres.js';
 import { StaleRoutingError, type Store } from '../../src/store/port.js';
 import { storeContract } from './store.contract.js';
 
@@ -50,12 +50,22 @@ if (url) {
     expect(isPostgresUnavailable(syntax)).toBe(false);
   });
 
-  it('prepares its hot-path statements again when a migration changes a table they read', async () => {
+  /** Runs `fn` with a migrated store in a schema of its own, dropped afterwards. */
+  async function inSchema(fn: (store: PostgresStore, schema: string) => Promise<void>) {
     const schema = `t_${randomBytes(8).toString('hex')}`;
     await admin.query(`create schema ${schema}`);
-    const store = openPostgresStore(url, { schema, max: 4 });
+    const store = openPostgresStore(url!, { schema, max: 4 });
     try {
       await store.migrate();
+      await fn(store, schema);
+    } finally {
+      await store.close();
+      await admin.query(`drop schema ${schema} cascade`);
+    }
+  }
+
+  it('prepares its hot-path statements again when a migration changes a table they read', async () => {
+    await inSchema(async (store, schema) => {
       // Prepared on every session of the pool (two serve the hot path at this size).
       const route = () => Promise.all([store.listEnabledEndpoints(['app_none']), store.listEnabledEndpoints(['app_none'])]);
       for (let i = 0; i < 3; i++) expect(await route()).toEqual([[], []]);
@@ -64,18 +74,11 @@ if (url) {
       await admin.query(`alter table ${schema}.endpoints add column added_later integer`);
       expect(await route()).toEqual([[], []]);
       expect(await route()).toEqual([[], []]);
-    } finally {
-      await store.close();
-      await admin.query(`drop schema ${schema} cascade`);
-    }
+    });
   });
 
   it('routes new messages by a copy of the endpoints that its inserts check, and reads it again when it is stale', async () => {
-    const schema = `t_${randomBytes(8).toString('hex')}`;
-    await admin.query(`create schema ${schema}`);
-    const store = openPostgresStore(url, { schema, max: 4 });
-    try {
-      await store.migrate();
+    await inSchema(async (store, schema) => {
       const now = Date.now();
       await admin.query(`insert into ${schema}.environments (id, name, created_at) values ('env_1', 'e', ${now})`);
       await admin.query(`insert into ${schema}.applications (id, environment_id, name, metadata, created_at, updated_at) values ('app_1', 'env_1', 'a', '{}', ${now}, ${now})`);
@@ -100,10 +103,7 @@ if (url) {
       await expect(store.insertMessages([{ message: m, deliveries: [] }], current.guard)).rejects.toBeInstanceOf(StaleRoutingError);
       const fresh = await store.routeMessages(['app_1'], { fresh: true });
       expect(await store.insertMessages([{ message: m, deliveries: [] }], fresh.guard)).toEqual([{ ok: true }]);
-    } finally {
-      await store.close();
-      await admin.query(`drop schema ${schema} cascade`);
-    }
+    });
   });
 
   const contract = (name: string, oneStatementMaxChars?: number) =>
