@@ -350,11 +350,7 @@ export class PostgresStore extends SqlStore {
     const routed = guard ? sql`(select ok from g)` : sql`true`;
     const check = guard ? sql`g as (select ${this.routingUnchanged(guard)} as ok),` : sql``;
     const gate = guard ? sql`where (select ok from g)` : sql``;
-    const notify = deliveries.length
-      ? guard
-        ? sql`, case when (select ok from g) then pg_notify(${this.channel}, ${endpointIds.length < 7000 ? endpointIds : ''}) end`
-        : sql`, pg_notify(${this.channel}, ${endpointIds.length < 7000 ? endpointIds : ''})`
-      : sql``;
+    const notify = deliveries.length ? sql`, case when ${routed} then pg_notify(${this.channel}, ${endpointIds.length < 7000 ? endpointIds : ''}) end` : sql``;
     const deliveryInsert = deliveries.length
       ? sql`, d as (${insertJsonRows('deliveries', deliveries)} where message_id in (select id from m))`
       : sql``;
