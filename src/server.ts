@@ -91,11 +91,15 @@ export async function startKoppel(config: Config, opts: { logger?: Logger; liste
     metrics,
     auth: new Authenticator(store, adminKeys, () => defaultEnvironmentId),
     apps: new ApplicationCache(store),
-    messages: new MessageWriter(store, (accepted, endpointIds) => {
-      metrics.messagesCreated.inc(accepted);
-      // insertMessages has already signalled other processes (on PostgreSQL, in its statement).
-      worker?.wake(endpointIds);
-    }),
+    messages: new MessageWriter(
+      store,
+      (accepted, endpointIds) => {
+        metrics.messagesCreated.inc(accepted);
+        // insertMessages has already signalled other processes (on PostgreSQL, in its statement).
+        if (endpointIds.size) worker?.wake(endpointIds);
+      },
+      () => worker,
+    ),
     wake,
     defaultEnvironmentId,
   };

@@ -6,7 +6,7 @@
  */
 import { newId } from '../lib/ids.js';
 import { endpointMatches } from '../endpoints/filter.js';
-import { StaleRoutingError, type IdempotencyCompletion, type InsertMessageResult, type NewMessage, type Store } from '../store/port.js';
+import { StaleRoutingError, type ClaimedDelivery, type IdempotencyCompletion, type InsertMessageResult, type NewMessage, type Store } from '../store/port.js';
 import { Status, type DeliveryRow, type EndpointRow, type MessageRow } from '../store/schema.js';
 
 export interface MessageDraft {
@@ -17,6 +17,26 @@ export interface MessageDraft {
   onlyEndpoint?: EndpointRow;
   /** The response to record for the request's idempotency key, with the message. */
   idempotency?: IdempotencyCompletion;
+}
+
+/**
+ * This process's delivery worker, as ingest sees it (DeliveryWorker): it may lease fresh rows to
+ * itself in their insert and start them once they are durable, instead of claiming them.
+ */
+export interface LocalWorker {
+  readonly owner: string;
+  lease(rows: DeliveryRow[], now: number): number;
+  handOver(claimed: ClaimedDelivery[]): void;
+  forgo(rows: DeliveryRow[]): void;
+}
+
+interface Written {
+  news: NewMessage[];
+  results: InsertMessageResult[];
+  /** The endpoints the messages were routed to, by id. */
+  endpoints: Map<string, EndpointRow>;
+  /** The worker that leased some of the rows, or null. */
+  worker: LocalWorker | null;
 }
 
 interface Pending {
@@ -42,8 +62,13 @@ export class MessageWriter {
 
   constructor(
     private readonly store: Store,
-    /** Called after each commit with the number of messages it accepted and the endpoints they go to. */
+    /**
+     * Called after each commit with the number of messages it accepted and the endpoints of their
+     * deliveries that still wait to be claimed (none when the local worker took them all).
+     */
     private readonly onCommitted: (accepted: number, endpointIds: Set<string>) => void,
+    /** This process's worker, if it runs one. */
+    private readonly localWorker: () => LocalWorker | null = () => null,
   ) {}
 
   write(draft: MessageDraft): Promise<InsertMessageResult & { deliveries: number }> {
@@ -83,31 +108,61 @@ export class MessageWriter {
       this.schedule();
       try {
         const drafts = batch.map((p) => p.draft);
-        let news: NewMessage[];
-        let results: InsertMessageResult[];
+        let written: Written;
         try {
-          const routing = await this.routing(drafts, false);
-          news = this.fanOut(drafts, routing.endpoints);
-          results = await this.store.insertMessages(news, routing.guard);
+          written = await this.insert(drafts, false);
         } catch (e) {
           if (!(e instanceof StaleRoutingError)) throw e;
           // The store's copy of the endpoints was out of date and nothing was written: route by
           // a fresh read, and write as a read just before the insert always did.
-          news = this.fanOut(drafts, (await this.routing(drafts, true)).endpoints);
-          results = await this.store.insertMessages(news);
+          written = await this.insert(drafts, true);
         }
+        const { news, results, endpoints, worker } = written;
         results.forEach((r, i) => batch[i].resolve({ ...r, deliveries: r.ok ? news[i].deliveries.length : 0 }));
         let accepted = 0;
         const endpointIds = new Set<string>();
+        const handOver: ClaimedDelivery[] = [];
+        const forgo: DeliveryRow[] = [];
+        const isLeased = (d: DeliveryRow) => worker !== null && d.lease_owner === worker.owner;
         results.forEach((r, i) => {
-          if (!r.ok) return;
+          if (!r.ok) {
+            // Not written (a repeated eventId): its leased rows are the worker's to give up.
+            forgo.push(...news[i].deliveries.filter(isLeased));
+            return;
+          }
           accepted++;
-          for (const d of news[i].deliveries) endpointIds.add(d.endpoint_id);
+          for (const d of news[i].deliveries) {
+            if (isLeased(d)) handOver.push({ delivery: d, message: news[i].message, endpoint: endpoints.get(d.endpoint_id) ?? null });
+            else endpointIds.add(d.endpoint_id);
+          }
         });
+        if (forgo.length) worker!.forgo(forgo);
+        if (handOver.length) worker!.handOver(handOver);
         if (accepted) this.onCommitted(accepted, endpointIds);
       } catch (e) {
         for (const p of batch) p.reject(e);
       }
+    }
+  }
+
+  /**
+   * Routes, fans out and inserts one batch, with the delivery rows the local worker can start at
+   * once leased to it (they are its to start or give up). With `fresh`, routes by a fresh read
+   * and writes without a routing guard.
+   */
+  private async insert(drafts: MessageDraft[], fresh: boolean): Promise<Written> {
+    const routing = await this.routing(drafts, fresh);
+    const endpoints = new Map(routing.endpoints.map((ep) => [ep.id, ep]));
+    for (const d of drafts) if (d.onlyEndpoint) endpoints.set(d.onlyEndpoint.id, d.onlyEndpoint);
+    const news = this.fanOut(drafts, routing.endpoints);
+    const worker = this.localWorker();
+    const leased = worker && worker.lease(news.flatMap((n) => n.deliveries), Date.now()) > 0 ? worker : null;
+    try {
+      const results = await this.store.insertMessages(news, fresh ? undefined : routing.guard);
+      return { news, results, endpoints, worker: leased };
+    } catch (e) {
+      if (leased) leased.forgo(news.flatMap((n) => n.deliveries).filter((d) => d.lease_owner === leased.owner));
+      throw e;
     }
   }
 

@@ -195,6 +195,9 @@ interface RoutedApp {
   until: number;
 }
 
+/** A delivery row written unleased, for whichever worker claims it (not leased at insert). */
+const awaitsClaim = (d: DeliveryRow) => d.lease_owner === null;
+
 /**
  * The PostgreSQL store: the shared query code, with the delivery hot path written as single
  * statements. Every statement is a round trip through loopback TCP, and profiles of the worker
@@ -326,7 +329,8 @@ export class PostgresStore extends SqlStore {
   }
 
   /**
-   * Messages, their deliveries and the NOTIFY that wakes other processes' workers, in one
+   * Messages, their deliveries and the NOTIFY that wakes other processes' workers (for the rows
+   * not leased at insert by this process's worker), in one
    * statement: deliveries go in only for messages that did (a repeated eventId is skipped by
    * ON CONFLICT, its deliveries with it), and the notification is sent when the statement commits.
    */
@@ -339,18 +343,19 @@ export class PostgresStore extends SqlStore {
         if (!check.ok) this.routingWasStale(guard);
       }
       const results = await super.insertMessages(batch);
-      const endpointIds = new Set(batch.flatMap((b, i) => (results[i].ok ? b.deliveries.map((d) => d.endpoint_id) : [])));
+      const endpointIds = new Set(batch.flatMap((b, i) => (results[i].ok ? b.deliveries.filter(awaitsClaim).map((d) => d.endpoint_id) : [])));
       // Committed already: a lost signal only leaves the work to the workers' poll.
       if (endpointIds.size) await this.notifyDue(endpointIds).catch(() => {});
       return results;
     }
     const deliveries = batch.flatMap((b) => b.deliveries);
-    const endpointIds = [...new Set(deliveries.map((d) => d.endpoint_id))].join(',');
+    const unclaimed = deliveries.filter(awaitsClaim);
+    const endpointIds = [...new Set(unclaimed.map((d) => d.endpoint_id))].join(',');
     // With a guard, nothing goes in (and nobody is woken) unless the routing was still current.
     const routed = guard ? sql`(select ok from g)` : sql`true`;
     const check = guard ? sql`g as (select ${this.routingUnchanged(guard)} as ok),` : sql``;
     const gate = guard ? sql`where (select ok from g)` : sql``;
-    const notify = deliveries.length ? sql`, case when ${routed} then pg_notify(${this.channel}, ${endpointIds.length < 7000 ? endpointIds : ''}) end` : sql``;
+    const notify = unclaimed.length ? sql`, case when ${routed} then pg_notify(${this.channel}, ${endpointIds.length < 7000 ? endpointIds : ''}) end` : sql``;
     const deliveryInsert = deliveries.length
       ? sql`, d as (${insertJsonRows('deliveries', deliveries)} where message_id in (select id from m))`
       : sql``;

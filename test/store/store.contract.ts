@@ -1465,6 +1465,38 @@ export function storeContract(name: string, open: () => Promise<Store>, dispose:
         }
         await off();
       });
+
+      it('writes a delivery leased at insert as its owner holds it: not claimable or signalled, settled by its owner', async () => {
+        const { app } = await seedApp();
+        const [e1, e2] = [await seedEndpoint(app), await seedEndpoint(app)];
+        const signals: (string[] | undefined)[] = [];
+        const off = await store.onDue((ids) => signals.push(ids));
+        const m = message(app, { id: messageIdAt(T0 + 1) });
+        // As the ingest's own worker leases the rows it will start itself (DeliveryWorker.lease).
+        const leased = delivery(m, e1, { status: Status.sending, due_at: T0 + 60_000, lease_owner: 'w-local' });
+        const open = delivery(m, e2);
+        expect(await store.insertMessages([{ message: m, deliveries: [leased, open] }])).toEqual([{ ok: true }]);
+        expect((await store.claimDue('w-other', T0, T0 + 60_000, 50, [])).map((c) => c.delivery.id)).toEqual([open.id]);
+        expect(await store.queueDepth(T0)).toEqual({ due: 0, scheduled: 0, inFlight: 2 });
+        // Its owner settles it as it would a claimed row.
+        await store.settle([settlement(leased, 'w-local')], { now: T0 + 10, disableAfterMs: DAY });
+        expect(await store.getDelivery(m.id, e1.id)).toMatchObject({ status: Status.success, lease_owner: null });
+        // An owner that never settles (a crash) lets it go when the lease ends, as a claim does.
+        const m2 = message(app, { id: messageIdAt(T0 + 2) });
+        const lost = delivery(m2, e1, { status: Status.sending, due_at: T0 + 60_000, lease_owner: 'w-crashed' });
+        await store.insertMessages([{ message: m2, deliveries: [lost] }]);
+        expect(await store.claimDue('w-other', T0 + 1000, T0 + 61_000, 50, [])).toEqual([]);
+        expect((await store.claimDue('w-other', T0 + 60_000, T0 + 120_000, 50, [e2.id])).map((c) => c.delivery.id)).toEqual([lost.id]);
+        if (store.dialect === 'postgres') {
+          for (let i = 0; i < 100 && signals.length < 1; i++) await new Promise((r) => setTimeout(r, 20));
+          await new Promise((r) => setTimeout(r, 100));
+          // Only the row left for any worker wakes the others.
+          expect(signals).toEqual([[e2.id]]);
+        } else {
+          expect(signals).toEqual([]);
+        }
+        await off();
+      });
     });
 
     describe('endpoint rate buckets', () => {
