@@ -12,7 +12,10 @@ let rcv: Receiver;
 let appId: string;
 
 beforeAll(async () => {
-  k = await startTestKoppel({ KOPPEL_TRANSFORM_TIMEOUT: '0.2' });
+  // Short, so the endless loops below time out quickly; not shorter, since the limit is wall time
+  // and a sandbox thread starved of the CPU by the rest of the suite must still load a one-liner
+  // within it (at 0.2 s a check of `const x = 1;` once timed out in CI).
+  k = await startTestKoppel({ KOPPEL_TRANSFORM_TIMEOUT: '0.75' });
   rcv = await startReceiver();
   appId = (await createApp(k, { name: 'Changes' })).id;
 });
