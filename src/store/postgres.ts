@@ -83,6 +83,7 @@ export function openPostgresStore(url: string, opts: PostgresOptions = {}): Post
           await sql`select pg_advisory_unlock(${MIGRATION_LOCK})`.execute(conn);
         }
       }),
+    migrationLockIsTransaction: false,
     isUnavailable: isPostgresUnavailable,
     // 22021: "invalid byte sequence for encoding UTF8: 0x00"; 22P05: untranslatable character.
     isInvalidText: (e) => ['22021', '22P05'].includes(String((e as { code?: string })?.code ?? '')),

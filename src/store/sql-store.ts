@@ -52,6 +52,11 @@ export interface DialectHooks {
    */
   withMigrationLock<T>(db: Kysely<Database>, fn: (db: Kysely<Database>) => Promise<T>): Promise<T>;
   /**
+   * True when withMigrationLock's lock is itself a transaction around `fn` (SQLite's write lock):
+   * the migrations then run inside it rather than in transactions of their own.
+   */
+  migrationLockIsTransaction: boolean;
+  /**
    * Runs `fn` in a transaction whose commit need not survive a power failure (SQLite
    * synchronous=NORMAL, PostgreSQL synchronous_commit=off). Used only for the worker's claims and
    * outcome writes: losing the last of those to a power cut means a lease is taken again or an
@@ -144,10 +149,12 @@ export class SqlStore implements Store {
         }
       }
       for (const m of MIGRATIONS.slice(applied.length)) {
-        await db.transaction().execute(async (tx) => {
+        const apply = async (tx: Kysely<Database>) => {
           await m.up(tx);
           await tx.insertInto('koppel_migrations').values({ name: m.name, applied_at: Date.now() }).execute();
-        });
+        };
+        if (this.hooks.migrationLockIsTransaction) await apply(db);
+        else await db.transaction().execute(apply);
       }
     });
   }

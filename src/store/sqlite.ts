@@ -117,8 +117,22 @@ export function openSqliteStore(file: string): SqliteStore {
     });
   return new SqliteStore(db, cached, wal, {
     name: 'sqlite',
-    // One process owns an SQLite file; the file lock is the migration lock.
-    withMigrationLock: (database, fn) => fn(database),
+    // Several processes may start on one file at once (split roles on one machine): the first
+    // to take SQLite's write lock (BEGIN IMMEDIATE; the others wait in busy_timeout) reads which
+    // migrations are applied and applies the rest before any other process can look.
+    withMigrationLock: (database, fn) =>
+      database.connection().execute(async (conn) => {
+        await sql`begin immediate`.execute(conn);
+        try {
+          const result = await fn(conn);
+          await sql`commit`.execute(conn);
+          return result;
+        } catch (e) {
+          await sql`rollback`.execute(conn).catch(() => {});
+          throw e;
+        }
+      }),
+    migrationLockIsTransaction: true,
     // SQLITE_BUSY/LOCKED outlast busy_timeout only when another process holds the write lock.
     isUnavailable: (e) => /^SQLITE_(BUSY|LOCKED)/.test(String((e as { code?: string })?.code ?? '')),
     // SQLite stores any text, NUL included.

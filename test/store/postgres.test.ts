@@ -9,6 +9,7 @@
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
 import { afterAll, expect, it } from 'vitest';
+import { MIGRATIONS } from '../../src/store/migrations/index.js';
 import { isPostgresUnavailable, openPostgresStore, type PostgresStore } from '../../src/store/postgres.js';
 import { StaleRoutingError, type Store } from '../../src/store/port.js';
 import { storeContract } from './store.contract.js';
@@ -63,6 +64,23 @@ if (url) {
       await admin.query(`drop schema ${schema} cascade`);
     }
   }
+
+  it('migrates once when several processes start on one fresh database at the same moment', async () => {
+    // Each store has pools of its own, as separate processes would; the advisory lock serialises
+    // them, and each after the first finds the migrations applied.
+    const schema = `t_${randomBytes(8).toString('hex')}`;
+    await admin.query(`create schema ${schema}`);
+    const stores = Array.from({ length: 6 }, () => openPostgresStore(url!, { schema, max: 2 }));
+    try {
+      const results = await Promise.allSettled(stores.map((s) => s.migrate()));
+      expect(results.filter((r) => r.status === 'rejected')).toEqual([]);
+      const applied = (await admin.query(`select name from ${schema}.koppel_migrations order by name`)).rows.map((r) => r.name);
+      expect(applied).toEqual(MIGRATIONS.map((m) => m.name));
+    } finally {
+      await Promise.all(stores.map((s) => s.close()));
+      await admin.query(`drop schema ${schema} cascade`);
+    }
+  });
 
   it('prepares its hot-path statements again when a migration changes a table they read', async () => {
     await inSchema(async (store, schema) => {

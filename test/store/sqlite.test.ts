@@ -1,9 +1,12 @@
 /** The store contract against SQLite: a fresh database file in its own temp directory per test. */
+import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import SQLite from 'better-sqlite3';
 import { describe, expect, it, vi } from 'vitest';
 import { newId } from '../../src/lib/ids.js';
+import { MIGRATIONS } from '../../src/store/migrations/index.js';
 import { openSqliteStore } from '../../src/store/sqlite.js';
 import { Status } from '../../src/store/schema.js';
 import type { Store } from '../../src/store/port.js';
@@ -27,6 +30,41 @@ storeContract(
     if (dir) fs.rmSync(dir, { recursive: true, force: true });
   },
 );
+
+describe('sqlite: migrations', () => {
+  it('migrates once when several processes start on one fresh file at the same moment', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'koppel-migrate-'));
+    const file = path.join(dir, 'koppel.db');
+    try {
+      // Loading tsx and the store takes a second or more; all four start migrating at this time.
+      const startAt = Date.now() + 4000;
+      const runs = Array.from({ length: 4 }, () =>
+        new Promise<{ code: number | null; out: string }>((resolve) => {
+          const child = spawn(process.execPath, ['--import', 'tsx', path.join(import.meta.dirname, 'migrate-child.ts'), file, String(startAt)], { stdio: ['ignore', 'pipe', 'pipe'] });
+          let out = '';
+          child.stdout.on('data', (b) => (out += b));
+          child.stderr.on('data', (b) => (out += b));
+          const kill = setTimeout(() => child.kill('SIGKILL'), 25_000);
+          child.on('exit', (code) => {
+            clearTimeout(kill);
+            resolve({ code, out });
+          });
+        }),
+      );
+      const results = await Promise.all(runs);
+      for (const r of results) expect(r, r.out).toMatchObject({ code: 0 });
+      const db = new SQLite(file, { readonly: true });
+      try {
+        const applied = (db.prepare('select name from koppel_migrations order by name').all() as { name: string }[]).map((r) => r.name);
+        expect(applied).toEqual(MIGRATIONS.map((m) => m.name));
+      } finally {
+        db.close();
+      }
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  }, 40_000);
+});
 
 describe('sqlite: message ingest durability', () => {
   // Ingest commits without a sync on the event loop and then fdatasyncs the WAL on the thread
