@@ -46,6 +46,8 @@ export interface ChildOptions {
   env?: Record<string, string>;
   /** How long to wait for /api/v1/health to answer 204. */
   readyTimeoutMs?: number;
+  /** Command-line arguments after `src/main.ts` (e.g. `['--role', 'api']`). */
+  args?: string[];
 }
 
 export async function startKoppelChild(opts: ChildOptions): Promise<KoppelChild> {
@@ -65,7 +67,7 @@ export async function startKoppelChild(opts: ChildOptions): Promise<KoppelChild>
     KOPPEL_LOG_LEVEL: 'warn',
     ...opts.env,
   });
-  const proc = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
+  const proc = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts', ...(opts.args ?? [])], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   const keep = (c: Buffer) => {
     out += c.toString('utf8');
