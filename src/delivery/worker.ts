@@ -421,7 +421,7 @@ export class DeliveryWorker {
     };
     void this.rateLimited(c)
       .then((limited) => (limited ? undefined : this.attempt(c, releaseSlot)))
-      .catch((e) => this.deps.log.error({ err: e, endpointId: ep.id }, 'attempt failed unexpectedly; its lease will expire and it will be retried'))
+      .catch((e) => this.deps.log.error({ err: e, msgId: c.delivery.message_id, endpointId: ep.id, deliveryId: c.delivery.id, appId: c.delivery.app_id }, 'attempt failed unexpectedly; its lease will expire and it will be retried'))
       .finally(() => {
         this.inFlight--;
         const open = (this.openFor.get(ep.id) ?? 1) - 1;
@@ -445,7 +445,7 @@ export class DeliveryWorker {
       wait = await this.deps.store.takeRateToken(ep.id, ep.throttle_rate, Date.now());
     } catch (e) {
       // Without the shared bucket we cannot know the rate is respected: try again shortly.
-      this.deps.log.warn({ err: e, endpointId: ep.id }, 'rate limit check failed');
+      this.deps.log.warn({ err: e, msgId: c.delivery.message_id, endpointId: ep.id, deliveryId: c.delivery.id, appId: c.delivery.app_id }, 'rate limit check failed');
       wait = 1000;
     }
     if (wait === 0) return false;
@@ -575,7 +575,7 @@ export class DeliveryWorker {
         : await this.sender.send({ url: ep.url, headers: sentHeaders, body });
     } catch (e) {
       // Bugs and infrastructure faults (e.g. an undecryptable secret) fail the attempt visibly.
-      log.error({ err: e, msgId: m.id, endpointId: ep.id }, 'attempt could not be made');
+      log.error({ err: e, msgId: m.id, endpointId: ep.id, deliveryId: d.id, appId: d.app_id }, 'attempt could not be made');
       result = { ok: false, status: null, headers: {}, body: '', truncated: false, durationMs: Date.now() - started, errorClass: 'network', error: `internal error: ${(e as Error).message}`, retryAfterMs: null };
     }
     exchanged();
@@ -590,15 +590,28 @@ export class DeliveryWorker {
       error: result.ok ? null : result.error, request_headers: JSON.stringify(shown), trigger_type: d.trigger_type, created_at: started,
     };
     const base = { deliveryId: d.id, leaseOwner: this.owner, endpointId: ep.id, attempt, attempts };
-    if (log.isLevelEnabled('debug')) log.debug({ msgId: m.id, endpointId: ep.id, attemptId: attempt.id, status: result.status, errorClass: result.errorClass, ms: attempt.duration_ms }, 'attempt');
+    // Successful attempts are logged at debug only: at 1,000 deliveries/s a line each would be
+    // most of the log (and of the worker's CPU); the metrics count them. A failed attempt is
+    // logged at info (the receiver's failure, not Koppel's), as it is what an operator looks
+    // for, and failures are bounded per delivery by the retry schedule.
+    const level = result.ok ? 'debug' : 'info';
+    const fields = log.isLevelEnabled(level)
+      ? {
+          msgId: m.id, endpointId: ep.id, deliveryId: d.id, attemptId: attempt.id, appId: d.app_id, attempt: attempts, trigger: d.trigger_type === 1 ? 'manual' : 'scheduled',
+          statusCode: result.status, errorClass: result.errorClass, error: result.error === null ? null : result.error.slice(0, 300), durationMs: attempt.duration_ms,
+        }
+      : null;
     // The caller keeps the endpoint slot until this write is done: an attempt whose outcome is
     // not yet durable is still in flight, which bounds what a crash can make us send twice.
     if (result.ok) {
+      if (fields) log.debug(fields, 'attempt succeeded');
       await this.queueSettlement({ ...base, status: Status.success, dueAt: null, health: 'success', disableNow: false });
     } else if (result.status === 410) {
+      if (fields) log.info({ ...fields, retryInMs: null }, 'attempt failed; 410 Gone disables the endpoint');
       await this.queueSettlement({ ...base, status: Status.fail, dueAt: null, health: 'failure', disableNow: true });
     } else {
       const next = nextRetry(attempts, config.retrySchedule, result.retryAfterMs, config.retryAfterMaxMs);
+      if (fields) log.info({ ...fields, retryInMs: next.retry ? next.delayMs : null }, next.retry ? 'attempt failed' : 'attempt failed; no retries left');
       await this.queueSettlement({
         ...base,
         status: next.retry ? Status.pending : Status.fail,
@@ -630,7 +643,8 @@ export class DeliveryWorker {
           break;
         } catch (e) {
           // If the database stays away the leases expire and the deliveries are retried.
-          log.error({ err: e, tries }, 'writing delivery outcomes failed');
+          // The first ids of the batch, to find its deliveries (a whole batch is up to 500).
+          log.error({ err: e, tries, count: batch.length, deliveryIds: batch.slice(0, 20).map((s) => s.deliveryId), attemptIds: batch.slice(0, 20).flatMap((s) => (s.attempt ? [s.attempt.id] : [])) }, 'writing delivery outcomes failed');
           if (tries >= 5) break;
           await new Promise((r) => setTimeout(r, 200 * (tries + 1)));
         }
@@ -658,7 +672,7 @@ export class DeliveryWorker {
   private async endpointDisabled(e: DisabledEndpoint) {
     const { store, log } = this.deps;
     const payload = { appId: e.appId, endpointId: e.endpointId, failSince: e.failingSince === null ? null : new Date(e.failingSince).toISOString(), reason: e.reason };
-    log.warn({ endpointId: e.endpointId, appId: e.appId, reason: e.reason }, 'endpoint.disabled');
+    log.warn({ endpointId: e.endpointId, appId: e.appId, environmentId: e.environmentId, reason: e.reason }, 'endpoint.disabled');
     await store.recordOperationalEvent({ id: newId('opev'), environment_id: e.environmentId, event_type: 'endpoint.disabled', payload: JSON.stringify(payload), created_at: Date.now() });
     this.deps.onEndpointDisabled?.(e);
   }
