@@ -3,7 +3,9 @@
  * no type coercion of bodies, unknown fields refused), serialise responses, and generate the
  * OpenAPI document at /api/v1/openapi.json.
  */
-import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply } from 'fastify';
+import { randomUUID } from 'node:crypto';
+import type { IncomingMessage } from 'node:http';
+import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
@@ -55,6 +57,46 @@ function toValidationItems(errors: any[], context: string): ValidationItem[] {
 
 const MAX_JSON_DEPTH = 512;
 
+declare module 'fastify' {
+  interface FastifyRequest {
+    /**
+     * Set by the error and not-found handlers: the error code the request was answered with, for
+     * its log line, and whether the handler already logged it (with the error's stack).
+     */
+    failure?: { code: string; logged: boolean };
+  }
+}
+
+export const REQUEST_ID_HEADER = 'x-request-id';
+/** What a caller's (or proxy's) request id may look like to be kept: a plain token, bounded. */
+const PLAIN_REQUEST_ID = /^[A-Za-z0-9._:@+=/-]{1,128}$/;
+
+/**
+ * The request id: the one a proxy in front of Koppel (or the caller) sent in x-request-id, so one
+ * id follows the request through both logs, when it is a plain token; otherwise a new UUID (unique
+ * across API processes, unlike Fastify's default per-process counter).
+ */
+function requestId(raw: IncomingMessage): string {
+  const sent = raw.headers[REQUEST_ID_HEADER];
+  return typeof sent === 'string' && PLAIN_REQUEST_ID.test(sent) ? sent : randomUUID();
+}
+
+/** The fields of a request's log line. Built only for a level that is enabled. */
+function requestFields(req: FastifyRequest, statusCode: number) {
+  const q = req.url.indexOf('?');
+  return {
+    reqId: req.id,
+    method: req.method,
+    // The route pattern groups requests; the path (without its query) names the resources.
+    route: req.routeOptions.url ?? null,
+    path: q < 0 ? req.url : req.url.slice(0, q),
+    statusCode,
+    code: req.failure?.code ?? null,
+    environmentId: req.principal?.environmentId ?? null,
+    keyId: req.principal?.keyId ?? null,
+  };
+}
+
 /** Deepest nesting of objects and arrays in a JSON text, ignoring brackets inside strings. */
 export function nestingDepth(text: string): number {
   let depth = 0;
@@ -93,16 +135,37 @@ export async function buildApp(ctx: Context): Promise<FastifyInstance> {
     // Svix ids and uids never contain these, but keep routing strict and predictable.
     routerOptions: { ignoreTrailingSlash: true, maxParamLength: 300 },
     return503OnClosing: true,
+    genReqId: requestId,
     forceCloseConnections: 'idle',
     // Router-level rejections (bad percent-encoding, over-long path segment) get the {code, detail}
     // shape too, instead of Fastify's own error body.
-    frameworkErrors: (error, _req, reply) => {
+    frameworkErrors: (error, req, reply) => {
       const detail = error.code === 'FST_ERR_MAX_PARAM_LENGTH'
         ? 'A path segment is longer than 300 characters; ids and uids are at most 256.'
         : 'The URL path is not validly percent-encoded.';
+      (req as FastifyRequest).failure = { code: 'bad_request', logged: false };
       (reply as FastifyReply).code(400).send({ code: 'bad_request', detail });
     },
   }).withTypeProvider<TypeBoxTypeProvider>();
+  // Request ids and the request log, added before any plugin or route so every response has
+  // them (the API docs' too). Every response names its request id, which is the reqId of its log
+  // lines. Levels: a 5xx is Koppel's fault (error; a 503, the database away or shutting down, is
+  // warn), a 4xx is the caller's and worth seeing (info: a failing integration shows up without
+  // debug on), and every other response is the access log (debug). Callback hooks, and fields
+  // built only when their level is enabled: at info, a 2xx costs a level check.
+  app.addHook('onRequest', (req, reply, done) => {
+    reply.header(REQUEST_ID_HEADER, req.id);
+    done();
+  });
+  app.addHook('onResponse', (req, reply, done) => {
+    const status = reply.statusCode;
+    const level = status >= 500 ? (status === 503 ? 'warn' : 'error') : status >= 400 ? 'info' : 'debug';
+    // The error handler has logged this one already, with the error's stack.
+    if (ctx.log.isLevelEnabled(level) && !req.failure?.logged) {
+      ctx.log[level]({ ...requestFields(req, status), durationMs: Math.round(reply.elapsedTime * 10) / 10 }, 'request');
+    }
+    done();
+  });
   // The API takes JSON only; without this Fastify's built-in text/plain parser hands the body to
   // validation as a string (422) instead of refusing the media type (415).
   app.removeContentTypeParser('text/plain');
@@ -137,10 +200,16 @@ export async function buildApp(ctx: Context): Promise<FastifyInstance> {
   });
 
   app.setErrorHandler((error: FastifyError | ApiError | ValidationFailed, req, reply) => {
+    // The caller's mistakes: answered, and logged once the response is sent (onResponse below).
+    const refuse = (status: number, body: { code: string; detail: unknown }) => {
+      req.failure = { code: body.code, logged: false };
+      return reply.code(status).send(body);
+    };
     if (error instanceof ValidationFailed) {
-      return reply.code(422).send({ code: 'validation', detail: error.items });
+      return refuse(422, { code: 'validation', detail: error.items });
     }
     if (error instanceof ApiError) {
+      req.failure = { code: error.code, logged: false };
       for (const [k, v] of Object.entries(error.headers)) reply.header(k, v);
       // Serialised directly: routes declare 422 with the validation shape (detail is a list), so
       // a 422 ApiError such as idempotency_key_reused would otherwise fail serialisation (500).
@@ -149,38 +218,41 @@ export async function buildApp(ctx: Context): Promise<FastifyInstance> {
     const fe = error as FastifyError;
     switch (fe.code) {
       case 'FST_ERR_CTP_BODY_TOO_LARGE':
-        return reply.code(413).send({ code: 'payload_too_large', detail: `The request body is larger than ${ctx.config.bodyLimitBytes} bytes; send less per request or raise KOPPEL_BODY_LIMIT.` });
+        return refuse(413, { code: 'payload_too_large', detail: `The request body is larger than ${ctx.config.bodyLimitBytes} bytes; send less per request or raise KOPPEL_BODY_LIMIT.` });
       case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
         // The public /in/ route takes any media type; only a malformed header gets here from it.
-        return reply.code(415).send({
+        return refuse(415, {
           code: 'unsupported_media_type',
           detail: req.url.startsWith('/in/') ? 'The Content-Type header is malformed; send a valid media type such as application/json.' : ERRORS.unsupported_media_type.detail,
         });
       case 'FST_ERR_CTP_EMPTY_JSON_BODY':
-        return reply.code(400).send({ code: 'invalid_json', detail: 'The body is empty but Content-Type says JSON: send a JSON document or no Content-Type.' });
+        return refuse(400, { code: 'invalid_json', detail: 'The body is empty but Content-Type says JSON: send a JSON document or no Content-Type.' });
       case 'FST_ERR_CTP_INVALID_JSON_BODY':
-        return reply.code(400).send({ code: 'invalid_json', detail: `${ERRORS.invalid_json.detail} (${fe.message})` });
+        return refuse(400, { code: 'invalid_json', detail: `${ERRORS.invalid_json.detail} (${fe.message})` });
       case 'FST_ERR_CTP_INVALID_CONTENT_LENGTH':
-        return reply.code(400).send({ code: 'bad_request', detail: 'Content-Length does not match the body that was sent.' });
+        return refuse(400, { code: 'bad_request', detail: 'Content-Length does not match the body that was sent.' });
     }
     if (fe.statusCode === 400 && (fe instanceof SyntaxError || /JSON/i.test(fe.message))) {
-      return reply.code(400).send({ code: 'invalid_json', detail: `${ERRORS.invalid_json.detail} (${fe.message})` });
+      return refuse(400, { code: 'invalid_json', detail: `${ERRORS.invalid_json.detail} (${fe.message})` });
     }
     if (fe.statusCode && fe.statusCode >= 400 && fe.statusCode < 500) {
-      return reply.code(fe.statusCode).send({ code: 'bad_request', detail: fe.message });
+      return refuse(fe.statusCode, { code: 'bad_request', detail: fe.message });
     }
     if (ctx.store.isInvalidText(error)) {
-      return reply.code(400).send({ code: 'invalid_text', detail: ERRORS.invalid_text.detail });
+      return refuse(400, { code: 'invalid_text', detail: ERRORS.invalid_text.detail });
     }
     if (ctx.store.isUnavailable(error)) {
-      ctx.log.warn({ err: error, url: req.url, method: req.method }, 'database unavailable');
+      req.failure = { code: 'unavailable', logged: true };
+      ctx.log.warn({ err: error, ...requestFields(req, 503) }, 'database unavailable');
       return reply.code(503).header('retry-after', '1').send({ code: 'unavailable', detail: ERRORS.unavailable.detail });
     }
-    ctx.log.error({ err: error, url: req.url, method: req.method }, 'request failed');
+    req.failure = { code: 'internal', logged: true };
+    ctx.log.error({ err: error, ...requestFields(req, 500) }, 'request failed');
     return reply.code(500).send({ code: 'internal', detail: ERRORS.internal.detail });
   });
 
   app.setNotFoundHandler((req, reply) => {
+    req.failure = { code: 'not_found', logged: false };
     reply.code(404).send({ code: 'not_found', detail: `No route for ${req.method} ${req.url.split('?')[0]}; see /api/v1/openapi.json for the API.` });
   });
 
