@@ -7,7 +7,7 @@ import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import type { AddressInfo } from 'node:net';
-import { pino } from 'pino';
+import { pino, type Logger } from 'pino';
 import { loadConfig, type Config } from '../src/config.js';
 import { startKoppel, type Koppel } from '../src/server.js';
 import { openPostgresStore } from '../src/store/postgres.js';
@@ -56,7 +56,8 @@ export function tempDir(prefix = 'koppel-test-'): string {
   return fs.mkdtempSync(path.join(os.tmpdir(), prefix));
 }
 
-export async function startTestKoppel(env: Record<string, string> = {}, overrides: Partial<Config> = {}): Promise<TestKoppel> {
+/** `opts.logger`: where the server logs (silent by default), for tests that read the log. */
+export async function startTestKoppel(env: Record<string, string> = {}, overrides: Partial<Config> = {}, opts: { logger?: Logger } = {}): Promise<TestKoppel> {
   const dataDir = tempDir();
   const config = loadConfig(
     {
@@ -81,7 +82,7 @@ export async function startTestKoppel(env: Record<string, string> = {}, override
     dropSchema = t.drop;
     store = openPostgresStore(t.url, { schema: t.schema, max: 5 });
   }
-  const koppel = await startKoppel(config, { logger: pino({ level: 'silent' }), store });
+  const koppel = await startKoppel(config, { logger: opts.logger ?? pino({ level: 'silent' }), store });
   const url = koppel.url!;
   const api: TestKoppel['api'] = async (method, p, body, opts = {}) => {
     const headers: Record<string, string> = { authorization: `Bearer ${opts.key ?? ADMIN_KEY}`, ...(opts.headers ?? {}) };
