@@ -4,7 +4,11 @@
  * is checked against this table by a test. A bad value stops the start with a message that names
  * the variable and the fix.
  */
+import net from 'node:net';
 import path from 'node:path';
+import { isMasterKey } from './crypto/secret-box.js';
+import { parseNetworks } from './delivery/address-policy.js';
+import { DELIVERY_MIN_WAIT_MS, HARD_KILL_GRACE_MS, leaseFloorMs } from './transformations/sandbox.js';
 
 export type Role = 'api' | 'worker' | 'all';
 
@@ -84,7 +88,6 @@ function days(minD: number, maxD: number) {
   };
 }
 
-const str = (raw: string) => raw;
 const optionalStr = (raw: string) => (raw.trim() === '' ? null : raw.trim());
 
 function bool(raw: string, key: string): boolean {
@@ -92,6 +95,13 @@ function bool(raw: string, key: string): boolean {
   if (['1', 'true', 'yes', 'on'].includes(v)) return true;
   if (['0', 'false', 'no', 'off', ''].includes(v)) return false;
   throw new ConfigError(`${key}="${raw}" is not a boolean; use true or false.`);
+}
+
+/** The master key; the value is never echoed, since it is a secret. */
+function secretKey(raw: string, key: string): string | null {
+  const v = optionalStr(raw);
+  if (v !== null && !isMasterKey(v)) throw new ConfigError(`${key} is not base64 of 32 bytes; generate one with: openssl rand -base64 32 (or leave it empty to use the key generated into the data directory, unless KOPPEL_PRODUCTION is on).`);
+  return v;
 }
 
 /** Parses `KOPPEL_RETRY_SCHEDULE`: delays in seconds between attempts, comma-separated. */
@@ -111,9 +121,22 @@ export function parseRetrySchedule(raw: string, key = 'KOPPEL_RETRY_SCHEDULE'): 
 
 function cidrList(raw: string, key: string): string[] {
   const items = raw.split(',').map((s) => s.trim()).filter(Boolean);
+  const fix = 'write each block as address/prefix, like 127.0.0.0/8 or ::1/128';
   for (const item of items) {
     const m = /^([^/]+)\/(\d{1,3})$/.exec(item);
-    if (!m) throw new ConfigError(`${key}: "${item}" is not a CIDR block; write it like 127.0.0.0/8 or ::1/128.`);
+    // A bare address is refused although the address policy would read it as one host: written
+    // as 10.0.0.0 it more likely means a network whose prefix was forgotten.
+    if (!m) throw new ConfigError(`${key}: "${item}" is not a CIDR block; ${fix} (one host is /32 or /128).`);
+    // Standard notation only: the policy's parser also reads shorthand such as 10/8 (0.0.0.10/8)
+    // or 010.0.0.0/8 (octal, 8.0.0.0/8), which would allow a different network than meant.
+    const family = net.isIP(m[1]);
+    if (family === 0) throw new ConfigError(`${key}: "${item}" is not a CIDR block: "${m[1]}" is not an IPv4 or IPv6 address; ${fix}.`);
+    try {
+      // The parser the delivery worker uses, so that what passes here cannot fail it later.
+      parseNetworks([item]);
+    } catch {
+      throw new ConfigError(`${key}: "${item}" is not a CIDR block: the prefix length of an ${family === 4 ? 'IPv4 address is at most 32' : 'IPv6 address is at most 128'}; ${fix}.`);
+    }
   }
   return items;
 }
@@ -124,16 +147,51 @@ function role(raw: string, key: string): Role {
   throw new ConfigError(`${key}="${raw}" is not a role; use api, worker or all.`);
 }
 
-function url(raw: string, key: string): string | null {
+/** Where this server is reached: an http(s) URL, or empty for the default. */
+function publicUrl(raw: string, key: string): string | null {
   const v = raw.trim();
   if (v === '') return null;
+  let u: URL;
   try {
-    const u = new URL(v);
-    if (!['http:', 'https:', 'postgres:', 'postgresql:'].includes(u.protocol)) throw new Error();
+    u = new URL(v);
   } catch {
-    throw new ConfigError(`${key}="${raw}" is not a valid URL.`);
+    throw new ConfigError(`${key}="${raw}" is not a URL; write it like https://webhooks.example.com, or leave it empty for http://localhost:<port>.`);
+  }
+  if (u.protocol !== 'http:' && u.protocol !== 'https:') {
+    throw new ConfigError(`${key}="${raw}" must be an http:// or https:// URL (it is ${u.protocol}); write it like https://webhooks.example.com.`);
   }
   return v.replace(/\/$/, '');
+}
+
+/** A PostgreSQL connection URL, or empty for SQLite. The value is never echoed: it may hold a password. */
+function databaseUrl(raw: string, key: string): string | null {
+  const v = raw.trim();
+  if (v === '') return null;
+  const example = 'postgres://user:password@host:5432/database, or leave it empty for the embedded SQLite';
+  let u: URL;
+  try {
+    u = new URL(v);
+  } catch {
+    throw new ConfigError(`${key} is not a URL; write it like ${example}.`);
+  }
+  if (u.protocol !== 'postgres:' && u.protocol !== 'postgresql:') {
+    throw new ConfigError(`${key} must be a postgres:// or postgresql:// URL (it is ${u.protocol}); write it like ${example}.`);
+  }
+  return v.replace(/\/$/, '');
+}
+
+/** The address to listen on: an IPv4 or IPv6 address or a host name (resolved when listening). */
+function host(raw: string, key: string): string {
+  const v = raw.trim();
+  const fix = 'use an IP address such as 0.0.0.0 (all IPv4 interfaces), :: (all interfaces) or 127.0.0.1, or a host name such as localhost';
+  if (/^\[.*\]$/.test(v) && net.isIP(v.slice(1, -1)) === 6) throw new ConfigError(`${key}="${raw}": write the IPv6 address without brackets (${v.slice(1, -1)}).`);
+  if (net.isIP(v) !== 0) return v;
+  // RFC 1123 labels, plus "_" as in container service names. A name whose last label is all
+  // digits (300.1.2.3, 10.1) is a mistyped IPv4 address, not a host name.
+  const labels = v.replace(/\.$/, '').split('.');
+  const isName = v.length <= 253 && labels.every((l) => /^[a-zA-Z0-9_]([a-zA-Z0-9_-]{0,61}[a-zA-Z0-9_])?$/.test(l)) && !/^\d+$/.test(labels[labels.length - 1]);
+  if (!isName) throw new ConfigError(`${key}="${raw}" is not an IP address or host name; ${fix}.`);
+  return v;
 }
 
 /** Origins allowed to frame the customer portal: scheme://host[:port], `*.` wildcards for subdomains. */
@@ -177,12 +235,12 @@ export function checkLogoUrl(raw: string): string | null {
 /** Every setting with its default; the source of truth for docs/configuration.md. */
 export const SETTINGS = {
   port: { key: 'KOPPEL_PORT', default: '8071', description: 'TCP port the HTTP server listens on.', parse: int(0, 65535) },
-  host: { key: 'KOPPEL_HOST', default: '0.0.0.0', description: 'Address the HTTP server binds to.', parse: str },
-  publicUrl: { key: 'KOPPEL_PUBLIC_URL', default: '', description: 'Public base URL of this server (used in printed and generated links). Defaults to http://localhost:<port>.', parse: url },
+  host: { key: 'KOPPEL_HOST', default: '0.0.0.0', description: 'Address the HTTP server binds to: an IPv4 or IPv6 address (0.0.0.0 or :: for all interfaces) or a host name.', parse: host },
+  publicUrl: { key: 'KOPPEL_PUBLIC_URL', default: '', description: 'Public base URL of this server, http:// or https:// (used in printed and generated links). Defaults to http://localhost:<port>.', parse: publicUrl },
   dataDir: { key: 'KOPPEL_DATA_DIR', default: './.koppel', description: 'Directory for the embedded SQLite database, the generated master key and the generated admin key.', parse: (r: string) => path.resolve(r) },
-  databaseUrl: { key: 'KOPPEL_DATABASE_URL', default: '', description: 'postgres://… to use PostgreSQL; empty uses embedded SQLite in the data directory.', parse: url },
+  databaseUrl: { key: 'KOPPEL_DATABASE_URL', default: '', description: 'postgres://… (or postgresql://…) to use PostgreSQL; empty uses embedded SQLite in the data directory.', parse: databaseUrl },
   adminApiKey: { key: 'KOPPEL_ADMIN_API_KEY', default: '', description: 'Admin API key to accept instead of generating one into the data directory, so scripts can start Koppel non-interactively. At least 16 characters.', parse: (r: string, k: string) => { const v = optionalStr(r); if (v !== null && v.length < 16) throw new ConfigError(`${k} is too short; use at least 16 random characters.`); return v; } },
-  secretKey: { key: 'KOPPEL_SECRET_KEY', default: '', description: 'Master key (base64 of 32 bytes) that encrypts endpoint secrets at rest. The embedded default generates one into the data directory on first start.', parse: optionalStr },
+  secretKey: { key: 'KOPPEL_SECRET_KEY', default: '', description: 'Master key (base64 of 32 bytes) that encrypts endpoint secrets at rest. The embedded default generates one into the data directory on first start.', parse: secretKey },
   role: { key: 'KOPPEL_ROLE', default: 'all', description: 'Which parts this process runs: api, worker or all.', parse: role },
   retrySchedule: { key: 'KOPPEL_RETRY_SCHEDULE', default: '0,5,300,1800,7200,18000,36000,36000', description: 'Delays in seconds before each attempt (the first is the initial attempt), comma-separated; ±20 % jitter is applied to non-zero delays.', parse: parseRetrySchedule },
   requestTimeoutMs: { key: 'KOPPEL_REQUEST_TIMEOUT', default: '15', description: 'Whole-exchange deadline for one delivery attempt in seconds (connect, headers and body).', parse: seconds(0.05, 300) },
@@ -192,7 +250,7 @@ export const SETTINGS = {
   workerConcurrency: { key: 'KOPPEL_WORKER_CONCURRENCY', default: '1000', description: 'Maximum attempts in flight in one worker process.', parse: int(1, 100000) },
   deliveryThreads: { key: 'KOPPEL_DELIVERY_THREADS', default: '0', description: 'Threads per worker process that carry out the HTTP exchanges of deliveries, beside the main thread that owns the database, the API and the retry bookkeeping; 0 runs them on the main thread. Worth trying on a machine with cores to spare (docs/benchmarks.md); requests to one origin always use the same thread.', parse: int(0, 64) },
   claimBatchSize: { key: 'KOPPEL_CLAIM_BATCH', default: '50', description: 'Deliveries claimed per database round trip.', parse: int(1, 1000) },
-  leaseMs: { key: 'KOPPEL_LEASE', default: '60', description: 'Seconds a claimed delivery stays leased to a worker before another may take it; must exceed the request timeout.', parse: seconds(1, 3600) },
+  leaseMs: { key: 'KOPPEL_LEASE', default: '60', description: `Seconds a claimed delivery stays leased to a worker before another may take it; must exceed the longest one attempt can take: KOPPEL_REQUEST_TIMEOUT + KOPPEL_TRANSFORM_TIMEOUT + ${(HARD_KILL_GRACE_MS + DELIVERY_MIN_WAIT_MS) / 1000} s (stopping an overrunning transformation, and its shortest wait for a thread).`, parse: seconds(1, 3600) },
   pollIntervalMs: { key: 'KOPPEL_POLL_INTERVAL', default: '1', description: 'Seconds between fallback polls for due deliveries when no wake-up signal arrives.', parse: seconds(0.01, 60) },
   disableAfterFailingMs: { key: 'KOPPEL_DISABLE_AFTER', default: '432000', description: 'Seconds of continuous failure after which an endpoint is disabled (default 5 days).', parse: seconds(1, 365 * 86400) },
   retryAfterMaxMs: { key: 'KOPPEL_RETRY_AFTER_MAX', default: '3600', description: 'Upper bound in seconds on a receiver\'s Retry-After that Koppel honours.', parse: seconds(0, 86400) },
@@ -231,8 +289,17 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
   }
   if (errors.length) throw new ConfigError(errors.join('\n'));
   const cfg = { ...(out as unknown as Config), ...overrides };
-  if (cfg.leaseMs <= cfg.requestTimeoutMs) {
-    throw new ConfigError(`KOPPEL_LEASE (${cfg.leaseMs / 1000}s) must be longer than KOPPEL_REQUEST_TIMEOUT (${cfg.requestTimeoutMs / 1000}s), or two workers could send the same attempt.`);
+  // An attempt may first wait for a sandbox thread and run a transformation, then send: all of
+  // it must fit in the lease, or another worker could take the delivery and send it again.
+  const floor = leaseFloorMs(cfg);
+  if (cfg.leaseMs <= floor) {
+    const n = (ms: number) => Number((ms / 1000).toFixed(3));
+    const s = (ms: number) => `${n(ms)}s`;
+    throw new ConfigError(
+      `KOPPEL_LEASE (${s(cfg.leaseMs)}) must be longer than the longest one delivery attempt can take with these settings, ${s(floor)}: ` +
+        `KOPPEL_REQUEST_TIMEOUT (${s(cfg.requestTimeoutMs)}) + KOPPEL_TRANSFORM_TIMEOUT (${s(cfg.transformTimeoutMs)}) + ${s(HARD_KILL_GRACE_MS)} to stop an overrunning transformation + ${s(DELIVERY_MIN_WAIT_MS)} of waiting for a transformation thread. ` +
+        `Set KOPPEL_LEASE above ${n(floor)}, or lower the timeouts; otherwise two workers could send the same attempt.`,
+    );
   }
   if (!cfg.publicUrl) cfg.publicUrl = `http://localhost:${cfg.port}`;
   return cfg;

@@ -29,6 +29,14 @@ function decodeMasterKey(base64Key: string): Buffer | null {
   return bytes.length === KEY_BYTES && bytes.toString('base64') === text ? bytes : null;
 }
 
+/**
+ * Whether a value is usable as a master key (canonical base64 of 32 bytes, surrounding whitespace
+ * allowed), so the configuration can refuse a bad KOPPEL_SECRET_KEY before anything starts.
+ */
+export function isMasterKey(base64Key: string): boolean {
+  return decodeMasterKey(base64Key) !== null;
+}
+
 function decodeBase64Url(text: string): Buffer | null {
   if (!/^[A-Za-z0-9_-]*$/.test(text)) return null;
   const bytes = Buffer.from(text, 'base64url');

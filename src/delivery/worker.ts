@@ -21,7 +21,7 @@ import { SenderThreads } from './sender-threads.js';
 import { nextRetry } from './retry-policy.js';
 import { signatureHeader } from './signature.js';
 import { authHeaders, openAuth } from '../endpoints/auth.js';
-import { runLimitsOf, sharedSandbox, worstCaseMs, type SandboxLimits } from '../transformations/sandbox.js';
+import { deliveryLimitsOf, sharedSandbox, worstCaseMs, type SandboxLimits } from '../transformations/sandbox.js';
 import { applyTransformation, parseTransformation, runnableOf, type Runnable } from '../transformations/transformation.js';
 
 const SENSITIVE_HEADER = /(authorization|cookie|token|secret|key|password|credential)/i;
@@ -134,7 +134,7 @@ export class DeliveryWorker {
 
   constructor(private readonly deps: WorkerDeps) {
     const c = deps.config;
-    this.transformLimits = { ...runLimitsOf(c), maxWaitMs: Math.max(100, Math.min(c.requestTimeoutMs, c.leaseMs - c.requestTimeoutMs - c.transformTimeoutMs - 1000)) };
+    this.transformLimits = deliveryLimitsOf(c);
     const senderOptions = { allowedNetworks: c.allowedNetworks, deadlineMs: c.requestTimeoutMs, maxResponseBytes: c.maxResponseBytes };
     this.sender = c.deliveryThreads > 0 ? new SenderThreads(c.deliveryThreads, senderOptions) : new HttpSender(senderOptions);
   }

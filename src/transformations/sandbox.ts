@@ -322,3 +322,31 @@ type LimitsConfig = { transformTimeoutMs: number; transformMemoryBytes: number }
 export const runLimitsOf = (c: LimitsConfig): SandboxLimits => ({ timeoutMs: c.transformTimeoutMs, memoryBytes: c.transformMemoryBytes });
 /** The limits for runs on behalf of an HTTP request: bounded wait and queue. */
 export const limitsOf = (c: LimitsConfig): SandboxLimits => ({ ...runLimitsOf(c), maxWaitMs: API_MAX_WAIT_MS, maxQueued: API_MAX_QUEUED });
+
+/**
+ * The shortest wait for a thread a delivery's transformation is given, however little of the
+ * lease the request and the run leave, so a run that finds the threads busy for a moment is not
+ * failed as busy at once.
+ */
+export const DELIVERY_MIN_WAIT_MS = 100;
+
+type DeliveryLimitsConfig = LimitsConfig & { requestTimeoutMs: number; leaseMs: number };
+/**
+ * The limits for a delivery's transformation. Waiting for a thread, running up to the hard kill
+ * and then sending must all fit inside the lease, or another worker could take the delivery
+ * meanwhile: the wait gets what the lease leaves, at most the request timeout and at least
+ * DELIVERY_MIN_WAIT_MS.
+ */
+export function deliveryLimitsOf(c: DeliveryLimitsConfig): SandboxLimits {
+  const leftOver = c.leaseMs - c.requestTimeoutMs - c.transformTimeoutMs - HARD_KILL_GRACE_MS;
+  return { ...runLimitsOf(c), maxWaitMs: Math.max(DELIVERY_MIN_WAIT_MS, Math.min(c.requestTimeoutMs, leftOver)) };
+}
+
+/**
+ * What a lease must be longer than: the longest an attempt takes when its transformation gets
+ * only the shortest wait (the wait, the run up to its hard kill, then the request). The
+ * configuration refuses a shorter lease; above it, deliveryLimitsOf keeps every attempt inside.
+ */
+export function leaseFloorMs(c: LimitsConfig & { requestTimeoutMs: number }): number {
+  return c.requestTimeoutMs + worstCaseMs({ ...runLimitsOf(c), maxWaitMs: DELIVERY_MIN_WAIT_MS });
+}

@@ -62,7 +62,10 @@ export async function startKoppelChild(opts: ChildOptions): Promise<KoppelChild>
     KOPPEL_ALLOWED_NETWORKS: '127.0.0.0/8',
     KOPPEL_RETRY_SCHEDULE: '0,0.1,0.2,0.5,1,1,1,1',
     KOPPEL_REQUEST_TIMEOUT: '1',
-    KOPPEL_LEASE: '2',
+    // Short, so deliveries of a killed process are due again soon; it must still exceed
+    // request + transformation timeout + 1.1 s.
+    KOPPEL_TRANSFORM_TIMEOUT: '0.05',
+    KOPPEL_LEASE: '2.2',
     KOPPEL_POLL_INTERVAL: '0.1',
     KOPPEL_LOG_LEVEL: 'warn',
     ...opts.env,

@@ -21,7 +21,8 @@ afterEach(async () => {
 describe('expired lease of a delivery the worker still holds', () => {
   it('is not sent twice when writing the outcome takes longer than the lease', async () => {
     rcv = await startReceiver();
-    k = await startTestKoppel({ KOPPEL_REQUEST_TIMEOUT: '0.3', KOPPEL_LEASE: '1', KOPPEL_RETRY_SCHEDULE: '0,0.05' });
+    // A short lease, which must still exceed request + transformation timeout + 1.1 s.
+    k = await startTestKoppel({ KOPPEL_REQUEST_TIMEOUT: '0.3', KOPPEL_TRANSFORM_TIMEOUT: '0.05', KOPPEL_LEASE: '1.5', KOPPEL_RETRY_SCHEDULE: '0,0.05' });
     // Hold back the first write of an attempt's outcome for well over the lease.
     const store = k.koppel.ctx.store;
     const settle = store.settle.bind(store);

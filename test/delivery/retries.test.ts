@@ -269,7 +269,7 @@ describe('transport failures', () => {
     rcv.respond(() => {
       /* never answer */
     });
-    const s = await setup({ KOPPEL_RETRY_SCHEDULE: '0', KOPPEL_REQUEST_TIMEOUT: '0.3', KOPPEL_LEASE: '2' }, `${rcv.url}/hook`);
+    const s = await setup({ KOPPEL_RETRY_SCHEDULE: '0', KOPPEL_REQUEST_TIMEOUT: '0.3', KOPPEL_TRANSFORM_TIMEOUT: '0.5', KOPPEL_LEASE: '2' }, `${rcv.url}/hook`);
     const msgId = await s.send();
     const [a] = await eventually(async () => {
       const list = await s.attempts(msgId);

@@ -1,6 +1,6 @@
 /**
  * Two worker processes over one PostgreSQL database never send the same due delivery at the same
- * time: a claim takes rows with FOR UPDATE SKIP LOCKED and leases them, and the lease (3 s) is
+ * time: a claim takes rows with FOR UPDATE SKIP LOCKED and leases them, and the lease (3.5 s) is
  * longer than the whole exchange (2 s) even when the receiver is slow (1.2 s per request).
  */
 import crypto from 'node:crypto';
@@ -37,7 +37,7 @@ if (!DB) {
       const start = async (role: 'api' | 'worker') => {
         const config = loadConfig({
           KOPPEL_DATA_DIR: tempDir(), KOPPEL_PORT: '0', KOPPEL_HOST: '127.0.0.1', KOPPEL_ADMIN_API_KEY: ADMIN_KEY, KOPPEL_SECRET_KEY: secretKey,
-          KOPPEL_ALLOWED_NETWORKS: '127.0.0.0/8', KOPPEL_ROLE: role, KOPPEL_REQUEST_TIMEOUT: '2', KOPPEL_LEASE: '3', KOPPEL_POLL_INTERVAL: '0.05',
+          KOPPEL_ALLOWED_NETWORKS: '127.0.0.0/8', KOPPEL_ROLE: role, KOPPEL_REQUEST_TIMEOUT: '2', KOPPEL_TRANSFORM_TIMEOUT: '0.1', KOPPEL_LEASE: '3.5', KOPPEL_POLL_INTERVAL: '0.05',
           KOPPEL_ENDPOINT_CONCURRENCY: '10', KOPPEL_LOG_LEVEL: 'silent',
         });
         const k = await startKoppel(config, { logger: pino({ level: 'silent' }), store: openPostgresStore(t.url, { schema: t.schema, max: 4 }) });
