@@ -1,8 +1,9 @@
 /**
  * Scale-out on PostgreSQL: 2 API and 2 worker processes over one database, all started at once
- * (so migrations race), 5,000 messages to 3 endpoints, one worker killed with SIGKILL mid-stream
- * and started again. Nothing acknowledged may be lost; a delivery may arrive twice only if the
- * killed worker held its lease at the moment of the kill; every attempt is recorded once.
+ * (so migrations race), 5,000 messages to 3 endpoints, one worker killed with SIGKILL mid-stream,
+ * while it has requests in flight, and started again. Nothing acknowledged may be lost; a
+ * delivery may arrive twice only if the killed worker held its lease at the moment of the kill
+ * (or, counted apart, after an attempt recorded as failed); every attempt is recorded once.
  */
 import crypto from 'node:crypto';
 import http from 'node:http';
@@ -19,6 +20,8 @@ const ENDPOINTS = 3;
 interface CountingReceiver {
   url: string;
   counts: Map<string, number>;
+  /** How long the receiver holds each response (0: answers at once). */
+  delayMs: number;
   close: () => Promise<void>;
 }
 
@@ -27,19 +30,25 @@ async function countingReceiver(): Promise<CountingReceiver> {
   const server = http.createServer((req, res) => {
     req.resume();
     req.on('end', () => {
+      // Counted on arrival: a request whose sender dies before the answer still arrived.
       const id = String(req.headers['webhook-id']);
       counts.set(id, (counts.get(id) ?? 0) + 1);
-      res.end('ok');
+      if (receiver.delayMs > 0) setTimeout(() => res.end('ok'), receiver.delayMs);
+      else res.end('ok');
     });
   });
   server.keepAliveTimeout = 30_000;
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  return {
+  const receiver: CountingReceiver = {
     url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/hook`,
     counts,
+    delayMs: 0,
     close: () => new Promise<void>((r) => (server.closeAllConnections(), server.close(() => r()))),
   };
+  return receiver;
 }
+
+const WORKER_CONCURRENCY = 64;
 
 if (!DB) {
   describe('multi-process scale-out on PostgreSQL', () => {
@@ -70,7 +79,7 @@ if (!DB) {
       const shared = {
         KOPPEL_DATABASE_URL: url,
         KOPPEL_SECRET_KEY: crypto.randomBytes(32).toString('base64'),
-        KOPPEL_WORKER_CONCURRENCY: '64',
+        KOPPEL_WORKER_CONCURRENCY: String(WORKER_CONCURRENCY),
         KOPPEL_REQUEST_TIMEOUT: '2',
         KOPPEL_LEASE: '10',
         KOPPEL_POLL_INTERVAL: '0.2',
@@ -95,12 +104,25 @@ if (!DB) {
       let leasedAtKill = new Set<string>();
       let restarted: Promise<KoppelChild> | null = null;
 
+      let waitedForLeasesMs = 0;
       const killWorker = async () => {
-        killedPid = w1.proc.pid!;
+        const pid = w1.proc.pid!;
+        // A worker's lease owner is host:pid:random.
+        const leasedBy = async () => (await db!.query(`select message_id, endpoint_id from deliveries where lease_owner like $1`, [`%:${pid}:%`])).rows;
+        // Kill the worker while it has requests out, not between two claims (which would test
+        // nothing): the receivers hold their answers meanwhile (well inside the 2 s request
+        // timeout), so the worker's leases stay taken until it dies, and wait (bounded) until
+        // it holds some.
+        for (const r of receivers) r.delayMs = 300;
+        const waitStart = Date.now();
+        while ((await leasedBy()).length === 0 && Date.now() - waitStart < 20_000) await new Promise((r) => setTimeout(r, 20));
+        waitedForLeasesMs = Date.now() - waitStart;
         await w1.kill();
-        // What the dead worker held: the only deliveries that may now arrive twice.
-        const rows = await db!.query(`select message_id, endpoint_id from deliveries where lease_owner like $1`, [`%:${killedPid}:%`]);
-        leasedAtKill = new Set(rows.rows.map((r) => `${r.endpoint_id}/${r.message_id}`));
+        killedPid = pid;
+        for (const r of receivers) r.delayMs = 0;
+        // What the dead worker held, read after its death (nothing changes them until the lease
+        // expires): the only deliveries the kill may make arrive twice.
+        leasedAtKill = new Set((await leasedBy()).map((r) => `${r.endpoint_id}/${r.message_id}`));
         restarted = start('worker');
       };
 
@@ -125,6 +147,12 @@ if (!DB) {
       await Promise.all([...Array(8)].map((_, i) => sender(i % 2 ? api1 : api2)));
       console.log('ingest ms', Date.now() - t0, 'retried after 503/429', retried, 'received so far', receivers.map((r) => r.counts.size));
       expect(killedPid).not.toBeNull();
+      expect(w1.hasExited()).toBe(true);
+      console.log(`the killed worker held ${leasedAtKill.size} leases at the kill (waited ${waitedForLeasesMs} ms for them)`);
+      expect(leasedAtKill.size, 'the worker was killed while it held leases').toBeGreaterThan(0);
+      // A worker leases no more than its concurrency (no endpoint reaches its cap of 100 here, so
+      // nothing waits for a slot): the most a kill can make arrive twice.
+      expect(leasedAtKill.size).toBeLessThanOrEqual(WORKER_CONCURRENCY);
       children.push(await restarted!);
       if (refused.size) console.log('api output:\n', api1.output().slice(-4000), api2.output().slice(-4000));
       expect(Object.fromEntries(refused), 'every create is acknowledged').toEqual({});
@@ -143,27 +171,39 @@ if (!DB) {
       while ((await unsettled()) > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 250));
       expect(await unsettled()).toBe(0);
 
-      // Duplicates: only where an attempt's outcome was unknown to Koppel, i.e. deliveries the
-      // killed worker had leased, and attempts recorded as failed (a timeout on this loaded
-      // machine) although the request reached the receiver. Each such case explains at most one.
+      // Duplicates come from attempts whose outcome Koppel did not learn. The kill is one cause:
+      // what the killed worker had leased is sent again when its lease expires, at most once
+      // each. The other is an attempt recorded as failed although the request reached the
+      // receiver: the receivers here always answer 200, so only a timeout (on this loaded
+      // machine, 2 s with five processes on two cores) can do that, and the retry is a second
+      // copy. That is the same at-least-once rule, but not the kill's doing, so it is counted and
+      // bounded apart: each failed attempt explains at most one more copy of its delivery.
       await new Promise((r) => setTimeout(r, 500));
       const failedRows = await db.query(`select message_id, endpoint_id, count(*)::int as n from attempts where status = 2 group by message_id, endpoint_id`);
       const failedAttempts = new Map<string, number>(failedRows.rows.map((r) => [`${r.endpoint_id}/${r.message_id}`, r.n]));
+      const failedTotal = [...failedAttempts.values()].reduce((a, b) => a + b, 0);
+      const failedByClass = Object.fromEntries((await db.query(`select coalesce(error_class, 'none') as c, count(*)::int as n from attempts where status = 2 group by 1`)).rows.map((r) => [r.c, r.n]));
+      // No failure is the receiver's: it never refuses.
+      expect(failedByClass.http_status ?? 0, `failed attempts by class: ${JSON.stringify(failedByClass)}`).toBe(0);
       const epIds = (await api1.api('GET', `/api/v1/app/${app.body.id}/endpoint`)).body.data.map((e: { id: string; url: string }) => e);
-      let duplicates = 0;
+      let fromKill = 0;
+      let afterFailure = 0;
+      const unexplained: string[] = [];
       for (const r of receivers) {
         const ep = epIds.find((e: { url: string }) => e.url === r.url);
         for (const [id, n] of r.counts) {
-          if (n > 1) {
-            duplicates += n - 1;
-            const key = `${ep.id}/${id}`;
-            const explained = (leasedAtKill.has(key) ? 1 : 0) + (failedAttempts.get(key) ?? 0);
-            expect(n - 1, `duplicate ${id} at ${ep.id}: neither leased by the killed worker nor after a failed attempt`).toBeLessThanOrEqual(explained);
-          }
+          if (n <= 1) continue;
+          const key = `${ep.id}/${id}`;
+          const killed = leasedAtKill.has(key) ? 1 : 0;
+          const failed = failedAttempts.get(key) ?? 0;
+          if (n - 1 > killed + failed) unexplained.push(`${key} arrived ${n} times (leased at the kill: ${killed === 1}, failed attempts: ${failed})`);
+          fromKill += Math.min(n - 1, killed);
+          afterFailure += Math.max(0, n - 1 - killed);
         }
       }
-      const failedTotal = [...failedAttempts.values()].reduce((a, b) => a + b, 0);
-      expect(duplicates).toBeLessThanOrEqual(leasedAtKill.size + failedTotal);
+      expect(unexplained, 'duplicates neither leased by the killed worker nor after a failed attempt').toEqual([]);
+      expect(fromKill).toBeLessThanOrEqual(leasedAtKill.size);
+      expect(afterFailure).toBeLessThanOrEqual(failedTotal);
 
       // Every attempt recorded once: exactly one successful attempt row per delivery, and no more
       // attempt rows than requests the receivers saw.
@@ -174,7 +214,7 @@ if (!DB) {
       const received = receivers.reduce((n, r) => n + [...r.counts.values()].reduce((a, b) => a + b, 0), 0);
       const allAttempts = await db.query(`select count(*)::int as n from attempts`);
       expect(allAttempts.rows[0].n).toBeLessThanOrEqual(received);
-      console.log(`multi-process: ${acked.size} acknowledged, ${received} requests received, ${duplicates} duplicates, ${leasedAtKill.size} leased by the killed worker, ${failedTotal} failed attempts`);
+      console.log(`multi-process: ${acked.size} acknowledged, ${received} requests received; ${leasedAtKill.size} deliveries leased by the killed worker, ${fromKill} of them arrived twice; ${failedTotal} failed attempts ${JSON.stringify(failedByClass)}, ${afterFailure} duplicates after them`);
     }, 240_000);
   });
 }
