@@ -8,7 +8,7 @@ import { Type, type Static } from 'typebox';
 import { loadApp } from '../applications/routes.js';
 import type { Context } from '../context.js';
 import { generateApiKey, hashApiKey, requireEnvironmentKey } from '../http/auth.js';
-import { IdempotencyHeaders, Nullable, errorResponses, iso, notFoundError } from '../http/common.js';
+import { CredentialOnceIdempotencyHeaders, Nullable, errorResponses, iso, notFoundError } from '../http/common.js';
 import { ListResponse, PaginationQuery, isIteratorOf, listPage } from '../http/pagination.js';
 import { newId } from '../lib/ids.js';
 import type { ApiKeyRow } from '../store/schema.js';
@@ -50,7 +50,14 @@ export function apiKeyRoutes(app: FastifyInstance, ctx: Context) {
   });
 
   r.post('/api/v1/api-key', {
-    schema: { tags, operationId: 'v1.api-key.create', summary: 'Create an API key; the key is shown once', headers: IdempotencyHeaders, body: ApiKeyIn, response: { 201: ApiKeyCreatedOut, ...errorResponses } },
+    schema: { tags, operationId: 'v1.api-key.create', summary: 'Create an API key; the key is shown once', headers: CredentialOnceIdempotencyHeaders, body: ApiKeyIn, response: { 201: ApiKeyCreatedOut, ...errorResponses } },
+    // The answer holds the key, which Koppel keeps only as a hash: it must not be stored for replay.
+    config: {
+      idempotency: {
+        kind: 'credential-once',
+        recovery: 'The key it created is listed by GET /api/v1/api-key (its id and prefix, not the key): if you no longer have the key, revoke it with DELETE /api/v1/api-key/{key_id}, and send the request with a new idempotency-key to create another.',
+      },
+    },
   }, async (req, reply) => {
     requireEnvironmentKey(req.principal);
     const appId = req.body.applicationId ? (await loadApp(ctx, req.principal, req.body.applicationId)).id : null;

@@ -7,7 +7,7 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type, type Static } from 'typebox';
 import type { Context } from '../context.js';
 import { generateApiKey, hashApiKey, requireAdmin } from '../http/auth.js';
-import { IdempotencyHeaders, errorResponses, iso, notFoundError } from '../http/common.js';
+import { CredentialOnceIdempotencyHeaders, errorResponses, iso, notFoundError } from '../http/common.js';
 import { ListResponse, PaginationQuery, isIteratorOf, listPage } from '../http/pagination.js';
 import { newId } from '../lib/ids.js';
 import type { EnvironmentRow } from '../store/schema.js';
@@ -45,7 +45,15 @@ export function environmentRoutes(app: FastifyInstance, ctx: Context) {
   });
 
   r.post('/api/v1/environment', {
-    schema: { tags, operationId: 'v1.environment.create', summary: 'Create an environment and its first API key (admin key)', headers: IdempotencyHeaders, body: EnvironmentIn, response: { 201: EnvironmentCreatedOut, ...errorResponses } },
+    schema: { tags, operationId: 'v1.environment.create', summary: 'Create an environment and its first API key (admin key)', headers: CredentialOnceIdempotencyHeaders, body: EnvironmentIn, response: { 201: EnvironmentCreatedOut, ...errorResponses } },
+    // The answer holds the environment's first key, which Koppel keeps only as a hash: it must not
+    // be stored for replay.
+    config: {
+      idempotency: {
+        kind: 'credential-once',
+        recovery: 'The environment it created is listed by GET /api/v1/environment, and its first key by GET /api/v1/api-key with the header Koppel-Environment: <environment id>: if you no longer have that key, revoke it with DELETE /api/v1/api-key/{key_id} and create another with POST /api/v1/api-key (same header). A new idempotency-key would create a second environment.',
+      },
+    },
   }, async (req, reply) => {
     requireAdmin(req.principal);
     const { env, key, keyId } = await createEnvironment(ctx, req.body.name);

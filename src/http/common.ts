@@ -38,9 +38,17 @@ export const errorResponses = {
   429: HttpErrorOut,
 };
 
-export const IdempotencyHeaders = Type.Object({
-  'idempotency-key': Type.Optional(Type.String({ description: 'Repeat-safe key: a retry with the same key and body returns the first response.' })),
-});
+const idempotencyKeyHeader = (description: string) => Type.Object({ 'idempotency-key': Type.Optional(Type.String({ description })) });
+
+export const IdempotencyHeaders = idempotencyKeyHeader('Repeat-safe key: a retry with the same key and body returns the first response.');
+/** For routes whose response holds a key shown once (idempotency policy `credential-once`). */
+export const CredentialOnceIdempotencyHeaders = idempotencyKeyHeader(
+  'Repeat-safe key: a retry with the same key and body creates nothing more, but answers 409 idempotency_not_replayable instead of the first response, because that response held a key that is shown only once and not kept.',
+);
+/** For routes that mint a short-lived credential per call (idempotency policy `not-recorded`). */
+export const UnrecordedIdempotencyHeaders = idempotencyKeyHeader(
+  'Accepted for the Svix clients, and not recorded: the response holds a short-lived token, which Koppel does not keep, so every request (a retry too) gets a fresh one.',
+);
 
 export const iso = (ms: number) => new Date(ms).toISOString();
 

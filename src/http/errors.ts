@@ -9,6 +9,7 @@ export const ERRORS = {
   not_found: { status: 404, detail: 'Entity not found.' },
   conflict: { status: 409, detail: 'A resource with that identifier already exists.' },
   idempotency_conflict: { status: 409, detail: 'A request with this idempotency-key is still being processed; retry after it finishes.' },
+  idempotency_not_replayable: { status: 409, detail: 'The first request with this idempotency-key succeeded, and its response carried a credential that Koppel shows only once and does not keep, so it cannot be sent again.' },
   idempotency_key_reused: { status: 422, detail: 'This idempotency-key was already used with a different request body or path; use a new key for a different request.' },
   validation: { status: 422, detail: 'The request did not validate.' },
   bad_request: { status: 400, detail: 'The request is malformed.' },

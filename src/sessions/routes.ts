@@ -26,7 +26,7 @@ import { checkLogoUrl } from '../config.js';
 import type { Context } from '../context.js';
 import { hashApiKey, requireEnvironmentKey, type Authenticator, type CredentialResolver, type Principal } from '../http/auth.js';
 import { ApiError, invalidField } from '../http/errors.js';
-import { IdempotencyHeaders, Nullable, Uid, errorResponses, iso } from '../http/common.js';
+import { IdempotencyHeaders, Nullable, Uid, UnrecordedIdempotencyHeaders, errorResponses, iso } from '../http/common.js';
 import { newId } from '../lib/ids.js';
 import type { ApplicationRow } from '../store/schema.js';
 import { CSRF_HEADER, PORTAL_TOKEN_PREFIX, SESSION_COOKIE, TokenSealer, readCookie, sameString, type Branding } from './tokens.js';
@@ -168,6 +168,9 @@ export function sessionRoutes(app: FastifyInstance, ctx: Context) {
       description: 'Sets an HttpOnly session cookie; no Authorization header is needed. Answers 401 for an unknown or revoked key.',
       security: [], body: SessionIn, response: { 200: SessionOut, ...errorResponses },
     },
+    // Signing in is not authenticated, so the idempotency hook never sees it; this keeps its
+    // answer (the session's CSRF token) out of the database even if that changes.
+    config: { idempotency: { kind: 'not-recorded' } },
   }, async (req, reply) => {
     noStore(reply);
     const hash = hashApiKey(req.body.apiKey.trim());
@@ -214,9 +217,12 @@ export function sessionRoutes(app: FastifyInstance, ctx: Context) {
     schema: {
       tags, operationId: 'v1.authentication.app-portal-access', summary: 'Get a link to the customer portal of one application',
       description: 'The link holds a short-lived token limited to this application (read-only when asked). Needs an environment or admin key.',
-      params: Type.Object({ app_id: Uid('Application id or uid.') }), headers: IdempotencyHeaders, body: Type.Optional(AppPortalAccessIn),
+      params: Type.Object({ app_id: Uid('Application id or uid.') }), headers: UnrecordedIdempotencyHeaders, body: Type.Optional(AppPortalAccessIn),
       response: { 200: AppPortalAccessOut, ...errorResponses },
     },
+    // The answer is a bearer token, which must not sit in the database for replay; minting a
+    // second short-lived one for a retry costs nothing (the Svix clients send a key every time).
+    config: { idempotency: { kind: 'not-recorded' } },
   }, async (req, reply) => {
     requireEnvironmentKey(req.principal);
     const b = req.body ?? {};

@@ -1,4 +1,7 @@
 /** Small helpers shared by the API tests in this folder (on top of test/helpers.ts). */
+import fs from 'node:fs';
+import path from 'node:path';
+import { sql, type Kysely } from 'kysely';
 import { expect } from 'vitest';
 import { eventually, type Receiver, type ReceivedRequest, type TestKoppel } from '../helpers.js';
 
@@ -51,4 +54,34 @@ export function failOnPaths(rcv: Receiver, failing: Set<string>) {
     res.statusCode = failing.has(req.url) ? 500 : 200;
     res.end(failing.has(req.url) ? 'broken' : 'ok');
   });
+}
+
+/** The test server's database (either store), for looking at what was written. */
+export const databaseOf = (k: TestKoppel): Kysely<any> => (k.koppel.ctx.store as unknown as { db: Kysely<any> }).db;
+
+/**
+ * Where `text` is stored in clear in the test server's database: the tables with a row that
+ * contains it and, on SQLite, the database and WAL files themselves, which also hold freed pages
+ * and superseded row versions that no query shows.
+ */
+export async function whereStored(k: TestKoppel, text: string): Promise<string[]> {
+  const db = databaseOf(k);
+  const found: string[] = [];
+  const postgres = k.koppel.ctx.store.dialect === 'postgres';
+  const tables = postgres
+    ? (await sql<{ name: string }>`select table_name as name from information_schema.tables where table_schema = current_schema()`.execute(db)).rows
+    : (await sql<{ name: string }>`select name from sqlite_master where type = 'table'`.execute(db)).rows;
+  for (const { name } of tables) {
+    const rows = postgres
+      ? (await sql<{ row: string }>`select t::text as row from ${sql.table(name)} t`.execute(db)).rows.map((r) => r.row)
+      : (await sql`select * from ${sql.table(name)}`.execute(db)).rows.map((r) => JSON.stringify(r, (_k, v) => (typeof v === 'bigint' ? String(v) : v)));
+    if (rows.some((r) => r.includes(text))) found.push(`table ${name}`);
+  }
+  if (!postgres) {
+    for (const file of ['koppel.db', 'koppel.db-wal']) {
+      const p = path.join(k.dataDir, file);
+      if (fs.existsSync(p) && fs.readFileSync(p).includes(text)) found.push(`file ${file}`);
+    }
+  }
+  return found;
 }

@@ -267,6 +267,37 @@ describe('the svix npm client against Koppel', () => {
       expect((await svix.message.get(appId, msg.id)).payload).toEqual({ n: 1 });
     });
 
+    it('app-portal-access: when the answer was lost (502), the retry with the same key gets a fresh token, not a stored copy', async () => {
+      const appId = (await svix.application.create({ name: 'Retry portal' })).id;
+      const answers: { status: number; replayed: string | null; key: string; token: string }[] = [];
+      let loseOnce = true;
+      const lossy: typeof fetch = async (input, init) => {
+        const res = await fetch(input, init);
+        if (init?.method !== 'POST') return res;
+        const text = await res.text();
+        const key = (init.headers as Record<string, string>)['idempotency-key'];
+        answers.push({ status: res.status, replayed: res.headers.get('idempotent-replayed'), key, token: JSON.parse(text).token });
+        if (loseOnce) {
+          loseOnce = false;
+          return new Response('bad gateway', { status: 502 });
+        }
+        return new Response(text, { status: res.status, headers: res.headers });
+      };
+      const client = new Svix(ADMIN_KEY, { serverUrl: k.url, fetch: lossy, retryScheduleInMs: [20] });
+      const out = await client.authentication.appPortalAccess(appId, {});
+
+      expect(answers).toHaveLength(2);
+      expect(answers[1].key).toBe(answers[0].key);
+      expect(answers[0].key).toMatch(/^auto_/);
+      expect(answers.map((a) => [a.status, a.replayed])).toEqual([[200, null], [200, null]]);
+      expect(answers[1].token).not.toBe(answers[0].token);
+      expect(out.token).toBe(answers[1].token);
+      // Both work: the first was only lost on the way, and expires like any other.
+      for (const { token } of answers) {
+        expect((await k.api('GET', '/api/v1/auth/session', undefined, { key: token })).body).toMatchObject({ via: 'portal', applicationId: appId });
+      }
+    });
+
     it('when the first attempt reached Koppel but its answer was lost (502), the retry gets the same message back', async () => {
       const appId = (await svix.application.create({ name: 'Retry lost answer' })).id;
       const answers: { status: number; replayed: string | null; id?: string }[] = [];
