@@ -114,6 +114,35 @@ describe('the svix npm client against Koppel', () => {
       expect(list.data.find((e) => e.name === 'invoice.paid')?.schemas).toBeTruthy();
     });
 
+    it('eventType: get, update, patch, delete (archive, then expunge)', async () => {
+      const created = await svix.eventType.create({ name: 'shipment.sent', description: 'sent', schemas: { '1': { type: 'object' } } });
+      expect(created.createdAt).toBeInstanceOf(Date);
+      expect(await svix.eventType.get('shipment.sent')).toEqual(created);
+
+      // update replaces: what it does not name goes back to its default.
+      const updated = await svix.eventType.update('shipment.sent', { description: 'sent to the customer', groupName: 'shipping' });
+      expect(updated).toMatchObject({ name: 'shipment.sent', description: 'sent to the customer', groupName: 'shipping', schemas: null, archived: false, deprecated: false });
+      expect(updated.createdAt).toEqual(created.createdAt);
+      // patch changes only what it names.
+      const patched = await svix.eventType.patch('shipment.sent', { deprecated: true });
+      expect(patched).toMatchObject({ description: 'sent to the customer', groupName: 'shipping', deprecated: true });
+      expect(await svix.eventType.get('shipment.sent')).toEqual(patched);
+      // update of a name that does not exist creates it, as in Svix; patch does not.
+      expect(await svix.eventType.update('shipment.lost', { description: 'lost' })).toMatchObject({ name: 'shipment.lost', description: 'lost' });
+      expect((await rejection(svix.eventType.patch('shipment.nowhere', { description: 'x' }))).code).toBe(404);
+
+      // delete archives: still there by name and in the list with includeArchived, not without.
+      await svix.eventType.delete('shipment.sent');
+      expect(await svix.eventType.get('shipment.sent')).toMatchObject({ archived: true });
+      expect((await svix.eventType.list({ limit: 250 })).data.map((e) => e.name)).not.toContain('shipment.sent');
+      expect((await svix.eventType.list({ limit: 250, includeArchived: true })).data.map((e) => e.name)).toContain('shipment.sent');
+      // expunge deletes it.
+      await svix.eventType.delete('shipment.sent', { expunge: true });
+      const gone = await rejection(svix.eventType.get('shipment.sent'));
+      expect(gone.code).toBe(404);
+      expect(gone.body).toMatchObject({ code: 'not_found' });
+    });
+
     it('endpoint: create, get, list, update, patch, delete', async () => {
       expect(ep.id).toMatch(/^ep_/);
       expect(ep).toMatchObject({ url: `${rcv.url}/svix-main`, filterTypes: ['invoice.*'], uid: 'svix-main', description: 'main', disabled: false });
