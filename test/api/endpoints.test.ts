@@ -2,7 +2,8 @@ import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Webhook } from 'standardwebhooks';
 import { startReceiver, startTestKoppel, type ReceivedRequest, type Receiver, type TestKoppel } from '../helpers.js';
-import { createApp, createEndpoint, onPath, pollApi, sendMessage, waitForPath, failOnPaths } from './support.js';
+import { openSecrets } from '../../src/endpoints/secrets.js';
+import { createApp, createEndpoint, onPath, pollApi, sendMessage, sleep, waitForPath, failOnPaths } from './support.js';
 
 const hmacSecret = (bytes = 24) => 'whsec_' + randomBytes(bytes).toString('base64');
 
@@ -209,6 +210,62 @@ describe('/api/v1/app/{app_id}/endpoint', () => {
       expect(sigs.filter((sig) => verifies(oldKey, req, sig))).toHaveLength(1);
       expect(sigs.filter((sig) => verifies(newKey, req, sig))).toHaveLength(1);
       expect(verifies(hmacSecret(), req)).toBe(false);
+    });
+
+    it('rotation keeps the old secret for 24 hours unless gracePeriodSeconds says otherwise', async () => {
+      const ep = await createEndpoint(k, app.id, { url: `${rcv.url}/rotate-default` });
+      const s = `${base()}/${ep.id}/secret`;
+      const before = Date.now();
+      expect((await k.api('POST', `${s}/rotate`, {})).status).toBe(204);
+      const after = Date.now();
+      const row = (await k.koppel.ctx.store.getEndpoint(app.id, ep.id))!;
+      const [current, old] = openSecrets(k.koppel.ctx.box, row.secrets);
+      expect(current.expiresAt).toBeNull();
+      expect(old.expiresAt).toBeGreaterThanOrEqual(before + 86_400_000);
+      expect(old.expiresAt).toBeLessThanOrEqual(after + 86_400_000);
+    });
+
+    it('signs with the old secret too during the grace period, and with the new one only after it ends', async () => {
+      const graceApp = await createApp(k, { name: 'Rotation grace' });
+      const ep = await createEndpoint(k, graceApp.id, { url: `${rcv.url}/rotate-grace` });
+      const s = `/api/v1/app/${graceApp.id}/endpoint/${ep.id}/secret`;
+      const oldKey = (await k.api('GET', s)).body.key as string;
+      const rotatedFrom = Date.now();
+      expect((await k.api('POST', `${s}/rotate`, { gracePeriodSeconds: 3 })).status).toBe(204);
+      // Koppel took its clock between these two readings, so the old secret expires in
+      // [rotatedFrom + 3 s, rotatedBy + 3 s].
+      const rotatedBy = Date.now();
+      const newKey = (await k.api('GET', s)).body.key as string;
+
+      await sendMessage(k, graceApp.id, { eventType: 'secret.grace', payload: { phase: 'grace' } });
+      const [during] = await waitForPath(rcv, '/rotate-grace', 1);
+      expect(during.at, 'the first delivery must arrive within the grace period for this test to mean anything').toBeLessThan(rotatedFrom + 3_000);
+      const duringSigs = (during.headers['webhook-signature'] as string).split(' ');
+      expect(duringSigs).toHaveLength(2);
+      expect(duringSigs.filter((sig) => verifies(oldKey, during, sig))).toHaveLength(1);
+      expect(duringSigs.filter((sig) => verifies(newKey, during, sig))).toHaveLength(1);
+
+      await sleep(rotatedBy + 3_000 + 100 - Date.now());
+      await sendMessage(k, graceApp.id, { eventType: 'secret.grace', payload: { phase: 'after' } });
+      const [, afterGrace] = await waitForPath(rcv, '/rotate-grace', 2);
+      expect(JSON.parse(afterGrace.body)).toEqual({ phase: 'after' });
+      expect((afterGrace.headers['webhook-signature'] as string).split(' ')).toHaveLength(1);
+      expect(new Webhook(newKey).verify(afterGrace.body, afterGrace.headers as Record<string, string>)).toEqual({ phase: 'after' });
+      expect(verifies(oldKey, afterGrace)).toBe(false);
+    });
+
+    it('gracePeriodSeconds 0 stops the old secret at once', async () => {
+      const graceApp = await createApp(k, { name: 'Rotation no grace' });
+      const ep = await createEndpoint(k, graceApp.id, { url: `${rcv.url}/rotate-no-grace` });
+      const s = `/api/v1/app/${graceApp.id}/endpoint/${ep.id}/secret`;
+      const oldKey = (await k.api('GET', s)).body.key as string;
+      expect((await k.api('POST', `${s}/rotate`, { gracePeriodSeconds: 0 })).status).toBe(204);
+      const newKey = (await k.api('GET', s)).body.key as string;
+      await sendMessage(k, graceApp.id, { eventType: 'secret.grace', payload: { phase: 'none' } });
+      const [req] = await waitForPath(rcv, '/rotate-no-grace', 1);
+      expect((req.headers['webhook-signature'] as string).split(' ')).toHaveLength(1);
+      expect(verifies(newKey, req)).toBe(true);
+      expect(verifies(oldKey, req)).toBe(false);
     });
 
     it('rotates to a custom key and refuses an invalid one', async () => {
