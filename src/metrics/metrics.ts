@@ -57,7 +57,7 @@ export class Metrics {
       // Registered on construction; read at scrape time through collect().
       new client.Gauge({
         name: 'koppel_queue_deliveries',
-        help: 'Deliveries in the queue by state: due (waiting for a worker), scheduled (retry later) and in_flight (leased to a worker).',
+        help: 'Deliveries in the queue by state: due (any worker may take them now, expired leases included), scheduled (retry later) and in_flight (leased to a worker, lease running).',
         labelNames: ['state'],
         registers: [this.registry],
         async collect() {

@@ -147,11 +147,14 @@ export interface EndpointStatsCounts {
 }
 
 export interface QueueDepth {
-  /** Pending deliveries whose time has come, waiting for a worker. */
+  /**
+   * Deliveries any worker may claim now: pending ones whose time has come, and leased ones whose
+   * lease has run out (their worker is gone or stuck; the claim takes them like pending rows).
+   */
   due: number;
   /** Pending deliveries waiting for a later retry or deliverAt time. */
   scheduled: number;
-  /** Deliveries leased to a worker right now. */
+  /** Deliveries leased to a worker whose lease still runs. */
   inFlight: number;
 }
 

@@ -780,12 +780,15 @@ export class SqlStore implements Store {
     return async () => {};
   }
   async queueDepth(now: number) {
+    // Every row with a due_at is pending (due_at: the next attempt) or sending (due_at: the lease
+    // expiry). A lease that has run out is work any worker may claim (claimDue takes every row
+    // with due_at <= now), so it counts as due, not in flight.
     const r = await this.db
       .selectFrom('deliveries')
       .select((eb) => [
-        eb.fn.sum<number>(eb.case().when(eb.and([eb('status', '=', Status.pending), eb('due_at', '<=', now)])).then(1).else(0).end()).as('due'),
+        eb.fn.sum<number>(eb.case().when('due_at', '<=', now).then(1).else(0).end()).as('due'),
         eb.fn.sum<number>(eb.case().when(eb.and([eb('status', '=', Status.pending), eb('due_at', '>', now)])).then(1).else(0).end()).as('scheduled'),
-        eb.fn.sum<number>(eb.case().when('status', '=', Status.sending).then(1).else(0).end()).as('inFlight'),
+        eb.fn.sum<number>(eb.case().when(eb.and([eb('status', '=', Status.sending), eb('due_at', '>', now)])).then(1).else(0).end()).as('inFlight'),
       ])
       .where('due_at', 'is not', null)
       .executeTakeFirst();

@@ -1435,6 +1435,9 @@ export function storeContract(name: string, open: () => Promise<Store>, dispose:
         const claimed = await store.claimDue('w1', T0, T0 + 60_000, 1, []);
         expect(claimed).toHaveLength(1);
         expect(await store.queueDepth(T0)).toEqual({ due: 1, scheduled: 1, inFlight: 1 });
+        // Once its lease has run out the row is any worker's to claim again: due, not in flight.
+        expect(await store.queueDepth(T0 + 60_000)).toEqual({ due: 2, scheduled: 1, inFlight: 0 });
+        expect((await store.claimDue('w2', T0 + 60_000, T0 + 120_000, 5, [])).map((c) => c.delivery.id)).toContain(claimed[0].delivery.id);
       });
 
       it('delivers a due signal to subscribers, with its endpoints (or accepts it silently in one process)', async () => {
