@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ADMIN_KEY, startReceiver, startTestKoppel, type Receiver, type TestKoppel } from '../helpers.js';
+import { ADMIN_KEY, eventually, startReceiver, startTestKoppel, type Receiver, type TestKoppel } from '../helpers.js';
 import { createApp, createEndpoint, sendMessage } from './support.js';
 
 describe('GET /metrics and health', () => {
@@ -38,9 +38,38 @@ describe('GET /metrics and health', () => {
     expect(metric(text, /^koppel_delivery_attempts_total\{outcome="success",error_class="none",trigger="scheduled"\}/)).toBe(2);
     expect(metric(text, /^koppel_delivery_latency_seconds_count /)).toBe(2);
     expect(metric(text, /^koppel_queue_deliveries\{state="due"\}/)).toBe(0);
+    expect(metric(text, /^koppel_queue_deliveries\{state="scheduled"\}/)).toBe(0);
     expect(metric(text, /^koppel_queue_deliveries\{state="in_flight"\}/)).toBe(0);
     expect(metric(text, /^koppel_http_requests_total\{method="POST",route="\/api\/v1\/app\/:app_id\/msg",status="202"\}/)).toBe(2);
     expect(text).toMatch(/^koppel_process_resident_memory_bytes /m);
+  });
+
+  it('counts a failed attempt by its outcome, and its retry as scheduled', async () => {
+    // The retry comes an hour later (±20 %), so the delivery waits in the queue as scheduled.
+    const h = await startTestKoppel({ KOPPEL_RETRY_SCHEDULE: '0,3600' });
+    try {
+      const app = await createApp(h);
+      await createEndpoint(h, app.id, { url: `${rcv.url}/broken` });
+      rcv.respond((req, res) => {
+        res.statusCode = req.url === '/broken' ? 500 : 200;
+        res.end();
+      });
+      await sendMessage(h, app.id, { eventType: 'm.fail', payload: {} });
+      const failed = /^koppel_delivery_attempts_total\{outcome="failure",error_class="http_status",trigger="scheduled"\}/;
+      const scheduled = /^koppel_queue_deliveries\{state="scheduled"\}/;
+      // The attempt is counted when its outcome is written; wait for both.
+      const text = await eventually(async () => {
+        const t = await (await fetch(`${h.url}/metrics`)).text();
+        return metric(t, failed) === 1 && metric(t, scheduled) === 1 ? t : undefined;
+      });
+      expect(metric(text, /^koppel_delivery_attempts_total\{outcome="success"/)).toBeUndefined();
+      expect(metric(text, /^koppel_attempt_duration_seconds_count\{outcome="failure"\}/)).toBe(1);
+      expect(metric(text, /^koppel_delivery_latency_seconds_count /)).toBe(0);
+      expect(metric(text, /^koppel_queue_deliveries\{state="due"\}/)).toBe(0);
+      expect(metric(text, /^koppel_queue_deliveries\{state="in_flight"\}/)).toBe(0);
+    } finally {
+      await h.close();
+    }
   });
 
   it('health answers 204 while the database answers and 503 when it does not', async () => {
