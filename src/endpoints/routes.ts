@@ -8,6 +8,7 @@ import type { Principal } from '../http/auth.js';
 import { validateSecret, publicKeyOf } from '../delivery/signature.js';
 import { ApiError, invalidField } from '../http/errors.js';
 import { IdempotencyHeaders, Uid, errorResponses, iso, notFoundError, parseTime } from '../http/common.js';
+import { replayNoLaterThan } from '../http/idempotency.js';
 import { ListResponse, PaginationQuery, isIteratorOf, listPage } from '../http/pagination.js';
 import { newId } from '../lib/ids.js';
 import type { ApplicationRow, EndpointRow } from '../store/schema.js';
@@ -273,6 +274,9 @@ export function endpointRoutes(app: FastifyInstance, ctx: Context) {
     schema: { tags, operationId: 'v1.endpoint.send-example', summary: 'Send an example event of a type to this endpoint only', params: EndpointParams, headers: IdempotencyHeaders, body: EventExampleIn, response: { 200: MessageOut, ...errorResponses } },
   }, async (req, reply) => {
     const { app: a, ep } = await loadEndpoint(ctx, req.principal, req.params.app_id, req.params.endpoint_id);
-    return reply.code(200).send(await sendExample(ctx, a, ep, req.body.eventType, req.body.exampleIndex ?? 0));
+    const { out, expiresAt } = await sendExample(ctx, a, ep, req.body.eventType, req.body.exampleIndex ?? 0);
+    // The response holds the payload: a replay of it must not outlive it.
+    replayNoLaterThan(req, expiresAt);
+    return reply.code(200).send(out);
   });
 }

@@ -39,6 +39,22 @@ declare module 'fastify' {
 
 const isSuccess = (status: number) => status >= 200 && status < 300;
 
+declare module 'fastify' {
+  interface FastifyRequest {
+    /**
+     * The latest time (ms) this request's response may be kept for a replay: set (with
+     * replayNoLaterThan) by routes whose response holds message payloads, which must not outlive
+     * the payloads' own retention. Without it the key lasts its TTL.
+     */
+    idempotencyReplayUntil?: number;
+  }
+}
+
+/** Lets the idempotency key of this request, if any, keep its response no later than `at` (ms). */
+export function replayNoLaterThan(req: FastifyRequest, at: number) {
+  req.idempotencyReplayUntil = Math.min(req.idempotencyReplayUntil ?? Infinity, at);
+}
+
 const WAIT_STEP_MS = 25;
 const WAIT_MAX_MS = 15_000;
 
@@ -93,7 +109,7 @@ export function registerIdempotency(app: FastifyInstance, store: Store, ttlMs: n
       await store.abandonIdempotent(idem.environmentId, idem.key);
     } else {
       const body = idem.credentialOnce && isSuccess(reply.statusCode) ? '' : typeof payload === 'string' ? payload : Buffer.isBuffer(payload) ? payload.toString('utf8') : payload == null ? '' : String(payload);
-      await store.completeIdempotent(idem.environmentId, idem.key, reply.statusCode, body);
+      await store.completeIdempotent(idem.environmentId, idem.key, reply.statusCode, body, req.idempotencyReplayUntil);
     }
     return payload;
   });

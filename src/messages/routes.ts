@@ -5,6 +5,7 @@ import { Type, type Static } from 'typebox';
 import { AppParams, loadApp } from '../applications/routes.js';
 import type { Context } from '../context.js';
 import { ApiError, invalidField } from '../http/errors.js';
+import { replayNoLaterThan } from '../http/idempotency.js';
 import { Channel, IdempotencyHeaders, Uid, errorResponses, iso, notFoundError, parseJson, parseTime, splitList } from '../http/common.js';
 import { ListResponse, PaginationQuery, isIteratorOf, listPage } from '../http/pagination.js';
 import { newId } from '../lib/ids.js';
@@ -117,11 +118,12 @@ export function messageRoutes(app: FastifyInstance, ctx: Context) {
     const { message, dueAt } = draftMessage(ctx, a, b, now, ['body']);
     const body = draftedMessageJson(message, req.query.with_content !== false);
     // With an idempotency key (the Svix clients send one on every POST), the 202 is recorded in
-    // the message's own transaction, and exactly that text is the response.
+    // the message's own transaction, and exactly that text is the response; it holds the
+    // payload, so the key is kept no later than the payload is.
     const idem = req.idempotency;
     const result = await ctx.messages.write({
       message, dueAt,
-      idempotency: idem ? { environmentId: idem.environmentId, key: idem.key, statusCode: 202, response: body } : undefined,
+      idempotency: idem ? { environmentId: idem.environmentId, key: idem.key, statusCode: 202, response: body, expiresAt: message.expires_at } : undefined,
     });
     if (!result.ok) throw duplicateEventId(b.eventId, result.existingId);
     if (idem) idem.recorded = true;
@@ -141,6 +143,8 @@ export function messageRoutes(app: FastifyInstance, ctx: Context) {
     // Validate everything before writing anything: one bad item refuses the whole request.
     const drafts = req.body.messages.map((m, i) => draftMessage(ctx, a, m, now, ['body', 'messages', i]));
     const results = await Promise.all(ctx.messages.writeMany(drafts));
+    // The response holds every payload: a replay of it ends when the first of them expires.
+    replayNoLaterThan(req, Math.min(...drafts.map((d) => d.message.expires_at)));
     const withContent = req.query.with_content !== false;
     const errors: { index: number; code: string; detail: string }[] = [];
     const data = results.map((r, i) => {

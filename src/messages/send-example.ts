@@ -1,4 +1,7 @@
-/** send-example: an example event of a catalogue type, delivered to one endpoint only. */
+/**
+ * send-example: an example event of a catalogue type, delivered to one endpoint only. Returns the
+ * message as the API shows it and when its payload expires.
+ */
 import type { Context } from '../context.js';
 import { ApiError } from '../http/errors.js';
 import { newId } from '../lib/ids.js';
@@ -19,5 +22,5 @@ export async function sendExample(ctx: Context, app: ApplicationRow, ep: Endpoin
     channels: null, tags: null, payload: JSON.stringify(payload), created_at: now, expires_at: now + ctx.config.retentionMs,
   };
   await ctx.messages.write({ message, dueAt: now, onlyEndpoint: ep });
-  return messageOut(message);
+  return { out: messageOut(message), expiresAt: message.expires_at };
 }

@@ -67,6 +67,11 @@ export interface IdempotencyCompletion {
   key: string;
   statusCode: number;
   response: string;
+  /**
+   * The key is forgotten no later than this (ms): the message's expires_at, since the recorded
+   * response holds its payload, which must not outlive the payload's own retention.
+   */
+  expiresAt: number;
 }
 
 export type InsertMessageResult = { ok: true } | { ok: false; reason: 'duplicate_event_id'; existingId: string };
@@ -316,7 +321,11 @@ export interface Store {
 
   // idempotency
   beginIdempotent(environmentId: string, key: string, requestHash: string, now: number, ttlMs: number): Promise<IdempotencyBegin>;
-  completeIdempotent(environmentId: string, key: string, statusCode: number, response: string): Promise<void>;
+  /**
+   * Records the response of the key's request; with `expiresAt`, the key is also forgotten no
+   * later than then (a response holding message payloads must not outlive them).
+   */
+  completeIdempotent(environmentId: string, key: string, statusCode: number, response: string, expiresAt?: number): Promise<void>;
   abandonIdempotent(environmentId: string, key: string): Promise<void>;
 
   /**

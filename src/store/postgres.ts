@@ -363,9 +363,9 @@ export class PostgresStore extends SqlStore {
     const completions = batch.flatMap((b) => (b.idempotency ? [{ ...b.idempotency, messageId: b.message.id }] : []));
     const idempotency = completions.length
       ? sql`, i as (
-          update idempotency_keys k set status_code = v."statusCode", response = v.response
+          update idempotency_keys k set status_code = v."statusCode", response = v.response, expires_at = least(k.expires_at, v."expiresAt")
             from json_to_recordset(${JSON.stringify(completions)}::json)
-                 as v("environmentId" text, key text, "statusCode" integer, response text, "messageId" text)
+                 as v("environmentId" text, key text, "statusCode" integer, response text, "expiresAt" bigint, "messageId" text)
            where k.environment_id = v."environmentId" and k.key = v.key and v."messageId" in (select id from m))`
       : sql``;
     // On a durable session (the 202 waits for this commit); its plan has no table to scan.

@@ -471,7 +471,7 @@ export class SqlStore implements Store {
         if (!idem || !inserted.has(item.message.id)) continue;
         await tx
           .updateTable('idempotency_keys')
-          .set({ status_code: idem.statusCode, response: idem.response })
+          .set({ status_code: idem.statusCode, response: idem.response, expires_at: noLaterThan(idem.expiresAt) })
           .where('environment_id', '=', idem.environmentId)
           .where('key', '=', idem.key)
           .execute();
@@ -754,10 +754,15 @@ export class SqlStore implements Store {
     if (row.status_code === null) return { state: 'pending' };
     return { state: 'done', statusCode: row.status_code, response: row.response ?? '' };
   }
-  async completeIdempotent(environmentId: string, key: string, statusCode: number, response: string) {
+  async completeIdempotent(environmentId: string, key: string, statusCode: number, response: string, expiresAt?: number) {
     // Durable before the response goes out, so a retry after a crash replays it.
     await this.durableStatement((db) =>
-      db.updateTable('idempotency_keys').set({ status_code: statusCode, response }).where('environment_id', '=', environmentId).where('key', '=', key).execute(),
+      db
+        .updateTable('idempotency_keys')
+        .set({ status_code: statusCode, response, ...(expiresAt === undefined ? {} : { expires_at: noLaterThan(expiresAt) }) })
+        .where('environment_id', '=', environmentId)
+        .where('key', '=', key)
+        .execute(),
     );
   }
   async abandonIdempotent(environmentId: string, key: string) {
@@ -899,6 +904,11 @@ export class SqlStore implements Store {
       durationMs: Number(r.duration_ms), lastAt: Number(r.last_at),
     }));
   }
+}
+
+/** An idempotency key's expires_at, moved earlier to `at` if it is later (the SQL of min(expires_at, at)). */
+function noLaterThan(at: number) {
+  return sql<number>`case when expires_at > ${at} then ${at} else expires_at end`;
 }
 
 /**

@@ -226,7 +226,7 @@ export class SqliteStore extends SqlStore {
         }
         for (const d of item.deliveries) this.insertRow('deliveries', d);
         const idem = item.idempotency;
-        if (idem) this.statement('update idempotency_keys set status_code = ?, response = ? where environment_id = ? and key = ?').run(idem.statusCode, idem.response, idem.environmentId, idem.key);
+        if (idem) this.statement('update idempotency_keys set status_code = ?, response = ?, expires_at = min(expires_at, ?) where environment_id = ? and key = ?').run(idem.statusCode, idem.response, idem.expiresAt, idem.environmentId, idem.key);
         return { ok: true };
       }),
     );

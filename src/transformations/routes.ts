@@ -12,6 +12,7 @@ import { EndpointParams, loadEndpoint } from '../endpoints/routes.js';
 import { saveEndpoint } from '../endpoints/versions.js';
 import { ValidationFailed, invalidField } from '../http/errors.js';
 import { EventTypeName, HttpErrorOut, IdempotencyHeaders, Nullable, errorResponses, iso } from '../http/common.js';
+import { replayNoLaterThan } from '../http/idempotency.js';
 import type { EndpointRow } from '../store/schema.js';
 import { MappingTable, checkMapping, compileMapping } from './mapping.js';
 import { preview, type Sample } from './preview.js';
@@ -135,9 +136,13 @@ async function eventTypeSchema(ctx: Context, environmentId: string, eventType: s
   return latest === undefined ? null : schemas[latest];
 }
 
-/** The most recent messages this endpoint would receive (its filters applied), newest first. */
-async function recentSamples(ctx: Context, ep: EndpointRow, count: number): Promise<Sample[]> {
+/**
+ * The most recent messages this endpoint would receive (its filters applied), newest first, and
+ * when the first of their payloads expires (Infinity for none).
+ */
+async function recentSamples(ctx: Context, ep: EndpointRow, count: number): Promise<{ samples: Sample[]; expiresAt: number }> {
   const out: Sample[] = [];
+  let expiresAt = Infinity;
   let after: string | null = null;
   // Read a few pages at most: an endpoint that matches almost nothing must not scan everything.
   for (let pages = 0; pages < 5 && out.length < count; pages++) {
@@ -145,12 +150,13 @@ async function recentSamples(ctx: Context, ep: EndpointRow, count: number): Prom
     for (const m of page.items) {
       if (m.payload === null || !endpointMatches({ ...ep, disabled: 0 }, m.event_type, m.channels === null ? null : JSON.parse(m.channels))) continue;
       out.push({ messageId: m.id, eventType: m.event_type, payload: JSON.parse(m.payload) });
+      expiresAt = Math.min(expiresAt, Number(m.expires_at));
       if (out.length >= count) break;
     }
     if (page.done || page.items.length === 0) break;
     after = page.items[page.items.length - 1].id;
   }
-  return out;
+  return { samples: out, expiresAt };
 }
 
 const tags = ['Endpoint'];
@@ -212,7 +218,15 @@ export function transformationRoutes(app: FastifyInstance, ctx: Context) {
       throw invalidField(['body'], 'this endpoint has no transformation to preview; give code (JavaScript), expression (JSONata) or mapping', 'value_error.missing');
     }
     const targetSchema = b.targetSchema !== undefined ? b.targetSchema : (saved?.targetSchema ?? null);
-    const samples: Sample[] = b.samples ? b.samples.map((s) => ({ messageId: null, eventType: s.eventType, payload: s.payload })) : await recentSamples(ctx, ep, b.count ?? 10);
+    let samples: Sample[];
+    if (b.samples) {
+      samples = b.samples.map((s) => ({ messageId: null, eventType: s.eventType, payload: s.payload }));
+    } else {
+      const recent = await recentSamples(ctx, ep, b.count ?? 10);
+      samples = recent.samples;
+      // The outputs are made from stored payloads: a replay of them must not outlive those.
+      if (recent.samples.length) replayNoLaterThan(req, recent.expiresAt);
+    }
     const schemaCache = new Map<string, Promise<Record<string, unknown> | null>>();
     return preview(sharedSandbox(ctx.config.transformThreads), limitsOf(ctx.config), {
       kind, code, mapping, url: ep.url, samples,

@@ -1169,13 +1169,41 @@ export function storeContract(name: string, open: () => Promise<Store>, dispose:
         expect(await store.beginIdempotent(env.id, 'dup-msg', 'h', T0, DAY)).toEqual({ state: 'new' });
         const m1 = message(app, { id: messageIdAt(T0 + 1), event_id: 'evt-1' });
         const m2 = message(app, { id: messageIdAt(T0 + 2), event_id: 'evt-1' });
-        const completion = (key: string, response: string) => ({ environmentId: env.id, key, statusCode: 202, response });
+        const completion = (key: string, response: string) => ({ environmentId: env.id, key, statusCode: 202, response, expiresAt: T0 + 30 * DAY });
         expect(await store.insertMessages([{ message: m1, deliveries: [delivery(m1, ep)], idempotency: completion('with-msg', `{"id":"${m1.id}"}`) }])).toEqual([{ ok: true }]);
         // A repeated eventId is refused: its key keeps waiting for the request's own answer (409).
         const [dup] = await store.insertMessages([{ message: m2, deliveries: [delivery(m2, ep)], idempotency: completion('dup-msg', `{"id":"${m2.id}"}`) }]);
         expect(dup.ok).toBe(false);
         expect(await store.beginIdempotent(env.id, 'with-msg', 'h', T0 + 5, DAY)).toEqual({ state: 'done', statusCode: 202, response: `{"id":"${m1.id}"}` });
         expect(await store.beginIdempotent(env.id, 'dup-msg', 'h', T0 + 5, DAY)).toEqual({ state: 'pending' });
+      });
+
+      it('keeps a recorded response no longer than the payloads it holds, then forgets and purges the key', async () => {
+        const { env, app } = await seedApp();
+        const HOUR = DAY / 24;
+        for (const key of ['short', 'long', 'bulk', 'plain']) expect(await store.beginIdempotent(env.id, key, 'h', T0, DAY)).toEqual({ state: 'new' });
+        const short = message(app, { expires_at: T0 + HOUR });
+        const long = message(app, { expires_at: T0 + 90 * DAY });
+        const completion = (key: string, m: MessageRow) => ({ environmentId: env.id, key, statusCode: 202, response: `{"id":"${m.id}"}`, expiresAt: m.expires_at });
+        await store.insertMessages([
+          { message: short, deliveries: [], idempotency: completion('short', short) },
+          { message: long, deliveries: [], idempotency: completion('long', long) },
+        ]);
+        // As the API records a response that holds payloads (bulk), and one that holds none.
+        await store.completeIdempotent(env.id, 'bulk', 202, '{"data":[]}', T0 + 2 * HOUR);
+        await store.completeIdempotent(env.id, 'plain', 200, '{}');
+        const state = async (key: string, at: number) => (await store.beginIdempotent(env.id, key, 'h', at, DAY)).state;
+        expect(await state('short', T0 + HOUR - 1)).toBe('done');
+        expect(await state('bulk', T0 + HOUR)).toBe('done');
+        // Once the payload has expired its key is free: a repeat runs as a new request.
+        expect(await state('short', T0 + HOUR)).toBe('new');
+        // The retention job removes an expired key, and only that one.
+        expect((await store.purgeExpired(T0 + 2 * HOUR + 1, T0 - 30 * DAY, 100)).idempotencyKeys).toBe(1);
+        expect(await state('bulk', T0 + 2 * HOUR + 1)).toBe('new');
+        // A later expiry never lengthens the key's TTL.
+        expect(await state('long', T0 + DAY - 1)).toBe('done');
+        expect(await state('plain', T0 + DAY - 1)).toBe('done');
+        expect(await state('long', T0 + DAY)).toBe('new');
       });
 
       it('begins, sees pending, completes, replays, and detects a different request', async () => {
