@@ -10,7 +10,7 @@ export const MessageIn = Type.Object(
     eventId: Type.Optional(Nullable(Type.String({ minLength: 1, maxLength: 256, pattern: NAME_PATTERN, description: 'Your id for this event; a second message with the same eventId in the application is refused with 409.' }))),
     channels: Type.Optional(Nullable(Type.Array(Channel, { minItems: 1, maxItems: 10, uniqueItems: true }))),
     tags: Type.Optional(Nullable(Type.Array(Type.String({ maxLength: 128, pattern: NAME_PATTERN }), { maxItems: 5, uniqueItems: true }))),
-    payloadRetentionPeriod: Type.Optional(Nullable(Type.Integer({ minimum: 1, maximum: 365, default: 90, description: 'Days the payload is kept.' }))),
+    payloadRetentionPeriod: Type.Optional(Nullable(Type.Integer({ minimum: 1, maximum: 365, description: 'Days the payload is kept; without this or payloadRetentionHours, KOPPEL_RETENTION_DAYS (default 30). The message stays, without its payload, until KOPPEL_RETENTION_DAYS have passed as well; its attempts are kept for KOPPEL_RETENTION_DAYS.' }))),
     payloadRetentionHours: Type.Optional(Nullable(Type.Integer({ minimum: 1, maximum: 8760, description: 'Hours the payload is kept (overrides payloadRetentionPeriod).' }))),
     deliverAt: Type.Optional(Nullable(Type.String({ format: 'date-time', description: 'Deliver no earlier than this time.' }))),
     application: Type.Optional(Nullable(ApplicationIn)),

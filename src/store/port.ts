@@ -163,14 +163,21 @@ export interface QueueDepth {
   inFlight: number;
 }
 
-/** Rows removed by one retention pass, per table. */
+/** Rows changed by one retention pass, per table. */
 export interface PurgeCounts {
+  /** Message rows removed, with their deliveries and attempts (counted below). */
   messages: number;
+  /** Payloads removed from messages that stay (their own retention ended before the global one). */
+  payloads: number;
   deliveries: number;
   attempts: number;
   idempotencyKeys: number;
   operationalEvents: number;
   sourceEvents: number;
+  /** Source de-duplication keys past their window. */
+  dedupeKeys: number;
+  /** Rate-limit buckets untouched for a minute (full again, so nothing is lost). */
+  rateBuckets: number;
 }
 
 /** Outcome of saving a versioned endpoint change. */
@@ -347,11 +354,18 @@ export interface Store {
 
   // retention
   /**
-   * One bounded pass of the retention job: removes at most `batch` rows per table of what is past
-   * its retention (messages whose expires_at passed, with their deliveries and attempts, unless a
-   * delivery is still pending; attempts older than `olderThan`; expired idempotency keys;
-   * operational events and source events older than `olderThan`; expired de-duplication keys).
-   * Small batches keep every lock short.
+   * One bounded pass of the retention job, at most `batch` rows per query. `now` ends what has its
+   * own expiry, `olderThan` (now minus the retention period) what was created before it:
+   * - a message's payload goes once its expires_at (payloadRetentionPeriod, or the retention
+   *   period) is before `now`; the message row, with its deliveries and attempts, once it was
+   *   created before `olderThan` and its payload is gone (expired, or expunged by hand). Neither
+   *   happens while one of its deliveries is still pending or leased: a retry needs the payload.
+   * - attempts (with response bodies), operational events and source events go once created
+   *   before `olderThan`; idempotency keys and source de-duplication keys once expired; rate
+   *   buckets once untouched for a minute.
+   * Message ids encode created_at (newId('msg', created_at)), attempt ids the end of the exchange
+   * (at most the request timeout after created_at), and implementations may select by id. Small
+   * batches keep every lock short.
    */
   purgeExpired(now: number, olderThan: number, batch: number): Promise<PurgeCounts>;
 

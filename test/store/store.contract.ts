@@ -1411,7 +1411,7 @@ export function storeContract(name: string, open: () => Promise<Store>, dispose:
         await store.recordSourceEvent({ event: old, dedupe: { keyHash: 'old', expiresAt: T0 + DAY }, message: null });
         await store.recordSourceEvent({ event: fresh, dedupe: { keyHash: 'fresh', expiresAt: T0 + 41 * DAY + 1 }, message: null });
         const now = T0 + 41 * DAY;
-        expect((await store.purgeExpired(now, now - 30 * DAY, 100)).sourceEvents).toBe(1);
+        expect(await store.purgeExpired(now, now - 30 * DAY, 100)).toMatchObject({ sourceEvents: 1, dedupeKeys: 1 });
         expect(await store.getSourceEvent(s.id, old.id)).toBeUndefined();
         expect(await store.getSourceEvent(s.id, fresh.id)).toEqual(fresh);
         // The fresh key still holds, so a repeat is a duplicate of the fresh event.
@@ -1556,43 +1556,128 @@ export function storeContract(name: string, open: () => Promise<Store>, dispose:
     });
 
     describe('retention', () => {
+      const NONE = { messages: 0, payloads: 0, deliveries: 0, attempts: 0, idempotencyKeys: 0, operationalEvents: 0, sourceEvents: 0, dedupeKeys: 0, rateBuckets: 0 };
+      /** An attempt made at `at`, with its id from that time as the worker makes it. */
+      const attemptAt = (d: DeliveryRow, at: number) => attempt(d, { id: idForTime('atmpt', at), created_at: at });
+      /** Writes attempt rows as settle does (the lease owner matches nothing, so only the rows go in). */
+      const recordAttempts = (rows: AttemptRow[]) =>
+        store.settle(rows.map((a) => ({ deliveryId: a.delivery_id, leaseOwner: 'gone', attempt: a, status: Status.success, dueAt: null, attempts: 1, endpointId: a.endpoint_id, health: 'none' as const, disableNow: false })), { now: T0, disableAfterMs: DAY });
+
       it('removes rows of every payload-bearing table once past retention, keeping what is still pending', async () => {
         const { env, app } = await seedApp();
         const ep = await seedEndpoint(app);
         const old = await seedMessage(app, [ep], { created_at: T0, expires_at: T0 + DAY }, { status: Status.success, due_at: null });
-        const claimedOld = old.deliveries[0];
-        const oldAttempt = attempt(claimedOld, { created_at: T0 });
-        // Record an attempt directly through settle with a lease owner that no longer matches: the
-        // attempt row is written regardless, which is all this test needs.
-        await store.settle([settlement(claimedOld, 'gone', { attempt: oldAttempt })], { now: T0, disableAfterMs: DAY });
+        const oldAttempt = attemptAt(old.deliveries[0], T0);
         const pendingOld = await seedMessage(app, [ep], { created_at: T0, expires_at: T0 + DAY }, { due_at: T0 + 10 * DAY });
         const fresh = await seedMessage(app, [ep], { created_at: T0 + 40 * DAY, expires_at: T0 + 70 * DAY }, { status: Status.success, due_at: null });
-        const freshAttempt = attempt(fresh.deliveries[0], { created_at: T0 + 40 * DAY });
-        await store.settle([settlement(fresh.deliveries[0], 'gone', { attempt: freshAttempt })], { now: T0, disableAfterMs: DAY });
+        const freshAttempt = attemptAt(fresh.deliveries[0], T0 + 40 * DAY);
+        await recordAttempts([oldAttempt, freshAttempt]);
         await store.beginIdempotent(env.id, 'old-key', 'h', T0, DAY);
         await store.beginIdempotent(env.id, 'new-key', 'h', T0 + 40 * DAY, DAY);
         await store.recordOperationalEvent({ id: newId('oe'), environment_id: env.id, event_type: 'endpoint.disabled', payload: '{}', created_at: T0 });
+        expect(await store.takeRateToken(ep.id, 5, T0)).toBe(0);
 
         const now = T0 + 41 * DAY;
         const counts = await store.purgeExpired(now, now - 30 * DAY, 100);
-        expect(counts).toEqual({ messages: 1, deliveries: 1, attempts: 1, idempotencyKeys: 1, operationalEvents: 1, sourceEvents: 0 });
+        expect(counts).toEqual({ ...NONE, messages: 1, deliveries: 1, attempts: 1, idempotencyKeys: 1, operationalEvents: 1, rateBuckets: 1 });
         expect(await store.getMessage(app.id, old.msg.id)).toBeUndefined();
+        expect(await store.getDelivery(old.msg.id, ep.id)).toBeUndefined();
         expect(await store.getAttempt(old.msg.id, oldAttempt.id)).toBeUndefined();
-        expect(await store.getMessage(app.id, pendingOld.msg.id)).toBeDefined();
-        expect(await store.getMessage(app.id, fresh.msg.id)).toBeDefined();
+        expect(await store.getMessage(app.id, pendingOld.msg.id)).toEqual(pendingOld.msg);
+        expect(await store.getMessage(app.id, fresh.msg.id)).toEqual(fresh.msg);
         expect(await store.getAttempt(fresh.msg.id, freshAttempt.id)).toBeDefined();
         expect(await store.beginIdempotent(env.id, 'new-key', 'h', T0 + 40 * DAY + 1, DAY)).toEqual({ state: 'pending' });
         expect((await store.listOperationalEvents(env.id, page())).items).toEqual([]);
-        expect(await store.purgeExpired(now, now - 30 * DAY, 100)).toEqual({ messages: 0, deliveries: 0, attempts: 0, idempotencyKeys: 0, operationalEvents: 0, sourceEvents: 0 });
+        expect(await store.purgeExpired(now, now - 30 * DAY, 100)).toEqual(NONE);
       });
 
-      it('removes at most one batch per table per pass', async () => {
+      it("removes a payload at its message's own expiry, the message at the retention period, and attempts by their own age", async () => {
         const { app } = await seedApp();
         const ep = await seedEndpoint(app);
-        for (let i = 0; i < 5; i++) await seedMessage(app, [ep], { expires_at: T0 + 1 }, { status: Status.success, due_at: null });
-        expect((await store.purgeExpired(T0 + DAY, T0, 2)).messages).toBe(2);
-        expect((await store.purgeExpired(T0 + DAY, T0, 2)).messages).toBe(2);
-        expect((await store.purgeExpired(T0 + DAY, T0, 2)).messages).toBe(1);
+        const HOUR = DAY / 24;
+        const settledRow = { status: Status.success, due_at: null };
+        // payloadRetentionHours 1, the default 30 days, payloadRetentionPeriod 90: all created at T0.
+        const short = await seedMessage(app, [ep], { expires_at: T0 + HOUR }, settledRow);
+        const usual = await seedMessage(app, [ep], { expires_at: T0 + 30 * DAY }, settledRow);
+        const long = await seedMessage(app, [ep], { expires_at: T0 + 90 * DAY }, settledRow);
+        // A short one whose delivery is still being retried keeps its payload for the retry.
+        const retried = await seedMessage(app, [ep], { expires_at: T0 + HOUR }, { due_at: T0 + 40 * DAY });
+        const attempts = [attemptAt(short.deliveries[0], T0), attemptAt(usual.deliveries[0], T0), attemptAt(long.deliveries[0], T0), attemptAt(retried.deliveries[0], T0)];
+        await recordAttempts(attempts);
+        const purge = (now: number) => store.purgeExpired(now, now - 30 * DAY, 100);
+
+        // Past the short expiry: only that payload goes; the message, its delivery and attempt stay.
+        expect(await purge(T0 + 2 * DAY)).toEqual({ ...NONE, payloads: 1 });
+        expect(await store.getMessage(app.id, short.msg.id)).toEqual({ ...short.msg, payload: null });
+        expect(await store.getDelivery(short.msg.id, ep.id)).toBeDefined();
+        expect(await store.getAttempt(short.msg.id, attempts[0].id)).toEqual(attempts[0]);
+        expect(await store.getMessage(app.id, retried.msg.id)).toEqual(retried.msg);
+        expect(await store.getMessage(app.id, usual.msg.id)).toEqual(usual.msg);
+
+        // Past the retention period: every attempt made before it goes, also those of the message
+        // kept for its longer payloadRetentionPeriod; the short message goes (its payload went
+        // already), and the usual one with its payload.
+        expect(await purge(T0 + 31 * DAY)).toEqual({ ...NONE, messages: 2, deliveries: 2, attempts: 4 });
+        for (const m of [short, usual]) {
+          expect(await store.getMessage(app.id, m.msg.id)).toBeUndefined();
+          expect(await store.getDelivery(m.msg.id, ep.id)).toBeUndefined();
+        }
+        expect(await store.getMessage(app.id, long.msg.id)).toEqual(long.msg);
+        expect(await store.getDelivery(long.msg.id, ep.id)).toBeDefined();
+        expect((await store.listAttempts({ messageId: long.msg.id }, {}, page())).items).toEqual([]);
+        expect(await store.getMessage(app.id, retried.msg.id)).toEqual(retried.msg);
+
+        // Past its own period the long message goes; the retried one once its delivery settles.
+        expect(await purge(T0 + 91 * DAY)).toEqual({ ...NONE, messages: 1, deliveries: 1 });
+        expect(await store.getMessage(app.id, long.msg.id)).toBeUndefined();
+        expect(await store.getMessage(app.id, retried.msg.id)).toEqual(retried.msg);
+        const [claimed] = await store.claimDue('w1', T0 + 91 * DAY, T0 + 91 * DAY + 60_000, 1, []);
+        expect(claimed.delivery.id).toBe(retried.deliveries[0].id);
+        await store.settle([settlement(claimed.delivery, 'w1', { status: Status.fail })], { now: T0 + 91 * DAY, disableAfterMs: 100 * DAY });
+        expect(await purge(T0 + 91 * DAY)).toEqual({ ...NONE, messages: 1, deliveries: 1 });
+        expect(await store.getMessage(app.id, retried.msg.id)).toBeUndefined();
+      });
+
+      it('removes a payload expunged by hand with its message at the retention period', async () => {
+        const { app } = await seedApp();
+        const ep = await seedEndpoint(app);
+        const m = await seedMessage(app, [ep], { expires_at: T0 + 90 * DAY }, { status: Status.success, due_at: null });
+        await store.expungeMessagePayload(app.id, m.msg.id);
+        expect(await store.purgeExpired(T0 + 29 * DAY, T0 - DAY, 100)).toEqual(NONE);
+        expect(await store.purgeExpired(T0 + 31 * DAY, T0 + DAY, 100)).toEqual({ ...NONE, messages: 1, deliveries: 1 });
+      });
+
+      it('removes at most one batch per query and pass, from every table', async () => {
+        const { env, app } = await seedApp();
+        const ep = await seedEndpoint(app);
+        const s = source(app);
+        await store.createSource(s);
+        const now = T0 + 3 * DAY;
+        const olderThan = T0 + DAY;
+        for (let i = 0; i < 5; i++) {
+          // Past the retention period, and younger with an expired payload.
+          await seedMessage(app, [], { created_at: T0, expires_at: T0 + 1 });
+          await seedMessage(app, [], { created_at: T0 + 2 * DAY, expires_at: T0 + 2 * DAY + 1 });
+          await recordAttempts([attemptAt(delivery(message(app), ep), T0 + i)]);
+          await store.beginIdempotent(env.id, `key-${i}`, 'h', T0, DAY);
+          await store.recordOperationalEvent({ id: newId('oe'), environment_id: env.id, event_type: 'endpoint.disabled', payload: '{}', created_at: T0 });
+          await store.recordSourceEvent({ event: sourceEvent(s, { created_at: T0 }), dedupe: { keyHash: `k-${i}`, expiresAt: T0 + DAY }, message: null });
+          expect(await store.takeRateToken(`ep_${i}`, 5, T0)).toBe(0);
+        }
+        const total = { ...NONE };
+        let passes = 0;
+        for (;;) {
+          const c = await store.purgeExpired(now, olderThan, 2);
+          passes++;
+          // Both message queries feed messages and payloads; here only one of them finds rows.
+          expect(c.messages + c.payloads).toBeLessThanOrEqual(2);
+          for (const k of ['attempts', 'idempotencyKeys', 'operationalEvents', 'sourceEvents', 'dedupeKeys', 'rateBuckets'] as const) expect(c[k]).toBeLessThanOrEqual(2);
+          for (const k of Object.keys(total) as (keyof typeof total)[]) total[k] += c[k];
+          if (Object.values(c).every((n) => n === 0)) break;
+        }
+        expect(total).toEqual({ ...NONE, messages: 5, payloads: 5, attempts: 5, idempotencyKeys: 5, operationalEvents: 5, sourceEvents: 5, dedupeKeys: 5, rateBuckets: 5 });
+        // Ten message rows two at a time, and one pass that finds nothing.
+        expect(passes).toBe(6);
       });
     });
   });

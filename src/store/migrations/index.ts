@@ -8,6 +8,7 @@ import type { Kysely } from 'kysely';
 import * as m001 from './001-initial.js';
 import * as m002 from './002-endpoint-rates.js';
 import * as m003 from './003-sources-transformations.js';
+import * as m004 from './004-retention-indexes.js';
 
 export interface Migration {
   name: string;
@@ -18,4 +19,5 @@ export const MIGRATIONS: Migration[] = [
   { name: '001-initial', up: m001.up },
   { name: '002-endpoint-rates', up: m002.up },
   { name: '003-sources-transformations', up: m003.up },
+  { name: '004-retention-indexes', up: m004.up },
 ];
