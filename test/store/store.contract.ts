@@ -9,6 +9,7 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { idForTime, newId } from '../../src/lib/ids.js';
 import { MessageWriter } from '../../src/messages/message-writer.js';
+import { MIGRATIONS } from '../../src/store/migrations/index.js';
 import { StaleRoutingError, type PageRequest, type Settlement, type Store } from '../../src/store/port.js';
 import {
   Status,
@@ -1162,6 +1163,32 @@ export function storeContract(name: string, open: () => Promise<Store>, dispose:
     // ── idempotency ────────────────────────────────────────────────────────────────────────
 
     describe('idempotency', () => {
+      it('migration 005 blanks credentials an earlier build kept in idempotency answers, and leaves message answers whole', async () => {
+        const { env } = await seedApp();
+        const answers: Record<string, string> = {
+          apiKey: '{"id":"key_1","name":"ci","key":"kpl_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"}',
+          environment: '{"id":"env_2","name":"staging","apiKey":{"id":"key_2","key":"kpl_BBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBB"}}',
+          portal: '{"url":"http://localhost:8071/portal#token=kpp_CCCC","token":"kpp_CCCC"}',
+          message: '{"id":"msg_1","eventType":"user.created","payload":{"note":"\\"kpl_ looks like a key"}}',
+          other: '{"id":"app_1","name":"shop"}',
+        };
+        for (const [key, response] of Object.entries(answers)) {
+          expect(await store.beginIdempotent(env.id, key, 'h', T0, DAY)).toEqual({ state: 'new' });
+          await store.completeIdempotent(env.id, key, 201, response);
+        }
+        const migration = MIGRATIONS.find((m) => m.name === '005-idempotency-credentials')!;
+        await migration.up((store as unknown as { db: Parameters<typeof migration.up>[0] }).db);
+        const kept = async (key: string) => {
+          const r = await store.beginIdempotent(env.id, key, 'h', T0 + 1, DAY);
+          return r.state === 'done' ? r.response : r.state;
+        };
+        expect(await kept('apiKey')).toBe('');
+        expect(await kept('environment')).toBe('');
+        expect(await kept('portal')).toBe('');
+        expect(await kept('message')).toBe(answers.message);
+        expect(await kept('other')).toBe(answers.other);
+      });
+
       it('records a response with the message it belongs to, in the same insert, and not for a refused one', async () => {
         const { env, app } = await seedApp();
         const ep = await seedEndpoint(app);
