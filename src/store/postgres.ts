@@ -34,7 +34,8 @@ const MIGRATION_LOCK = 7_462_021;
 /**
  * The NOTIFY channel that announces due work. Channels are per database, not per schema, so
  * deployments that share a database in schemas of their own (the test suite does) each get
- * their own, or every insert would wake the workers of all of them.
+ * their own, or every insert would wake the workers of all of them. The schema is the `schema`
+ * option's, else the first of a search_path set in the URL (`?options=-c search_path=…`).
  */
 function dueChannel(schema: string | undefined): string {
   return schema ? `koppel_due_${schema}`.slice(0, 63) : 'koppel_due';
@@ -52,10 +53,30 @@ export interface PostgresOptions {
   oneStatementMaxChars?: number;
 }
 
+/**
+ * The URL without its `options` parameter, that parameter, and the schema its search_path names
+ * first. node-postgres lets a URL's `options` replace the `options` given beside it, so the
+ * session settings below would be lost (or the URL's) unless they are joined by hand.
+ */
+function splitUrlOptions(url: string): { url: string; options: string | undefined; schema: string | undefined } {
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch {
+    return { url, options: undefined, schema: undefined };
+  }
+  const options = parsed.searchParams.get('options') ?? undefined;
+  if (options === undefined) return { url, options, schema: undefined };
+  parsed.searchParams.delete('options');
+  const first = /(?:^|\s)-c\s*search_path\s*=\s*([^\s,]+)/.exec(options)?.[1]?.replace(/^"|"$/g, '');
+  return { url: parsed.toString(), options, schema: first };
+}
+
 export function openPostgresStore(url: string, opts: PostgresOptions = {}): PostgresStore {
+  const fromUrl = splitUrlOptions(url);
   const options = opts.schema ? `-c search_path=${opts.schema}` : undefined;
   const newPool = (max: number, extra = '') => {
-    const pool = new pg.Pool({ connectionString: url, max, options: [options, extra].filter(Boolean).join(' ') || undefined });
+    const pool = new pg.Pool({ connectionString: fromUrl.url, max, options: [fromUrl.options, options, extra].filter(Boolean).join(' ') || undefined });
     // An idle client that loses its connection must not crash the process; the next query reports it.
     pool.on('error', () => {});
     return { pool, db: new Kysely<Database>({ dialect: new PostgresDialect({ pool }) }) };
@@ -71,7 +92,7 @@ export function openPostgresStore(url: string, opts: PostgresOptions = {}): Post
   const relaxedPool = newPool(Math.max(2, Math.ceil((opts.max ?? 10) / 2)), '-c synchronous_commit=off -c enable_seqscan=off');
   const relaxed = relaxedPool.db;
   const listeners = new Set<pg.Client>();
-  const channel = dueChannel(opts.schema);
+  const channel = dueChannel(opts.schema ?? fromUrl.schema);
   return new PostgresStore(db, relaxed, { durable: durable.pool, relaxed: relaxedPool.pool }, opts.oneStatementMaxChars ?? 32 * 1024 * 1024, channel, {
     name: 'postgres',
     withMigrationLock: async (database, fn) =>

@@ -82,6 +82,29 @@ if (url) {
     }
   });
 
+  it('keeps a search_path given in the URL beside its own session settings, and names its wake-up channel after that schema', async () => {
+    const schema = `t_${randomBytes(8).toString('hex')}`;
+    await admin.query(`create schema ${schema}`);
+    const withPath = `${url}${url!.includes('?') ? '&' : '?'}options=${encodeURIComponent(`-c search_path=${schema}`)}`;
+    const store = openPostgresStore(withPath, { max: 2 });
+    try {
+      await store.migrate();
+      const tables = await admin.query(`select count(*)::int as n from information_schema.tables where table_schema = $1 and table_name = 'messages'`, [schema]);
+      expect(tables.rows[0].n).toBe(1);
+      const inner = store as unknown as { channel: string };
+      expect(inner.channel).toBe(`koppel_due_${schema}`);
+      // The claims' and outcomes' sessions: the URL's schema and their own settings, both.
+      const pools = (store as unknown as { pools: { relaxed: pg.Pool; durable: pg.Pool } }).pools;
+      const relaxed = await pools.relaxed.query(`select current_setting('search_path') as path, current_setting('synchronous_commit') as sync, current_setting('enable_seqscan') as seq`);
+      expect(relaxed.rows[0]).toEqual({ path: schema, sync: 'off', seq: 'off' });
+      const durable = await pools.durable.query(`select current_setting('search_path') as path, current_setting('synchronous_commit') as sync`);
+      expect(durable.rows[0]).toEqual({ path: schema, sync: 'on' });
+    } finally {
+      await store.close();
+      await admin.query(`drop schema ${schema} cascade`);
+    }
+  });
+
   it('prepares its hot-path statements again when a migration changes a table they read', async () => {
     await inSchema(async (store, schema) => {
       // Prepared on every session of the pool (two serve the hot path at this size).
