@@ -13,16 +13,13 @@
  */
 import crypto from 'node:crypto';
 import fs from 'node:fs';
-import http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parse as parseYaml } from 'yaml';
-import { afterAll, describe, expect, it } from 'vitest';
-import { ADMIN_KEY, createTestSchema, tempDir } from '../helpers.js';
+import { afterAll, expect, it } from 'vitest';
+import { describeOnPostgres, ADMIN_KEY, createTestSchema, startReceiver, tempDir } from '../helpers.js';
 import { freePort, startKoppelChild, type KoppelChild } from '../crash/child.js';
 
-const DB = process.env.KOPPEL_TEST_DATABASE_URL;
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const read = (file: string) => fs.readFileSync(path.join(ROOT, file), 'utf8');
 
@@ -115,123 +112,103 @@ function envFileOf(text: string): Record<string, string> {
   return out;
 }
 
-async function receiver() {
-  const ids = new Set<string>();
-  const server = http.createServer((req, res) => {
-    req.resume();
-    req.on('end', () => {
-      ids.add(String(req.headers['webhook-id']));
-      res.end('ok');
-    });
+describeOnPostgres('deployment files', () => {
+  const children: KoppelChild[] = [];
+  const cleanups: (() => Promise<void>)[] = [];
+  afterAll(async () => {
+    await Promise.all(children.map((c) => c.kill()));
+    for (const f of cleanups) await f();
   });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/hook`, ids, close: () => new Promise<void>((r) => (server.closeAllConnections(), server.close(() => r()))) };
-}
 
-if (!DB) {
-  describe('deployment files', () => {
-    it('are not checked (set KOPPEL_TEST_DATABASE_URL); CI must configure it', () => {
-      expect(process.env.CI).not.toBe('true');
-    });
-  });
-} else {
-  describe('deployment files', () => {
-    const children: KoppelChild[] = [];
-    const cleanups: (() => Promise<void>)[] = [];
-    afterAll(async () => {
-      await Promise.all(children.map((c) => c.kill()));
-      for (const f of cleanups) await f();
-    });
+  /** Starts the declared processes over one fresh schema and checks what the header says. */
+  async function runDeployment(declared: Declared[]) {
+    expect(declared.map((d) => d.role).sort()).toEqual(['api', 'api', 'worker', 'worker']);
+    const t = await createTestSchema();
+    cleanups.push(t.drop);
+    const dbUrl = `${t.url}${t.url.includes('?') ? '&' : '?'}options=${encodeURIComponent(`-c search_path=${t.schema}`)}`;
+    const procs = await Promise.all(
+      declared.map(async (d) => {
+        const port = Number(d.env.KOPPEL_PORT ?? (await freePort()));
+        const env = { ...d.env, KOPPEL_DATABASE_URL: dbUrl, KOPPEL_DATA_DIR: tempDir(), KOPPEL_PORT: String(port) };
+        const child = await startKoppelChild({ dataDir: env.KOPPEL_DATA_DIR, port, env, args: d.args, readyTimeoutMs: 40_000 });
+        children.push(child);
+        return { d, child };
+      }),
+    );
+    const apis = procs.filter((p) => p.d.role === 'api');
+    // Each process runs its role: only API processes serve the API.
+    for (const p of procs) expect((await p.child.api('GET', '/api/v1/app')).status, p.d.name).toBe(p.d.role === 'api' ? 200 : 404);
 
-    /** Starts the declared processes over one fresh schema and checks what the header says. */
-    async function runDeployment(declared: Declared[]) {
-      expect(declared.map((d) => d.role).sort()).toEqual(['api', 'api', 'worker', 'worker']);
-      const t = await createTestSchema();
-      cleanups.push(t.drop);
-      const dbUrl = `${t.url}${t.url.includes('?') ? '&' : '?'}options=${encodeURIComponent(`-c search_path=${t.schema}`)}`;
-      const procs = await Promise.all(
-        declared.map(async (d) => {
-          const port = Number(d.env.KOPPEL_PORT ?? (await freePort()));
-          const env = { ...d.env, KOPPEL_DATABASE_URL: dbUrl, KOPPEL_DATA_DIR: tempDir(), KOPPEL_PORT: String(port) };
-          const child = await startKoppelChild({ dataDir: env.KOPPEL_DATA_DIR, port, env, args: d.args, readyTimeoutMs: 40_000 });
-          children.push(child);
-          return { d, child };
-        }),
-      );
-      const apis = procs.filter((p) => p.d.role === 'api');
-      // Each process runs its role: only API processes serve the API.
-      for (const p of procs) expect((await p.child.api('GET', '/api/v1/app')).status, p.d.name).toBe(p.d.role === 'api' ? 200 : 404);
-
-      const r = await receiver();
-      cleanups.push(r.close);
-      const app = await apis[0].child.api('POST', '/api/v1/app', { name: 'deployment' });
-      expect(app.status).toBe(201);
-      expect((await apis[0].child.api('POST', `/api/v1/app/${app.body.id}/endpoint`, { url: r.url })).status).toBe(201);
-      const sent: string[] = [];
-      for (const a of apis) {
-        for (let i = 0; i < 5; i++) {
-          const m = await a.child.api('POST', `/api/v1/app/${app.body.id}/msg`, { eventType: 'deploy.check', payload: { i } });
-          expect(m.status).toBe(202);
-          sent.push(m.body.id);
-        }
+    const r = await startReceiver();
+    cleanups.push(r.close);
+    const received = () => new Set(r.requests.map((q) => String(q.headers['webhook-id'])));
+    const app = await apis[0].child.api('POST', '/api/v1/app', { name: 'deployment' });
+    expect(app.status).toBe(201);
+    expect((await apis[0].child.api('POST', `/api/v1/app/${app.body.id}/endpoint`, { url: r.url })).status).toBe(201);
+    const sent: string[] = [];
+    for (const a of apis) {
+      for (let i = 0; i < 5; i++) {
+        const m = await a.child.api('POST', `/api/v1/app/${app.body.id}/msg`, { eventType: 'deploy.check', payload: { i } });
+        expect(m.status).toBe(202);
+        sent.push(m.body.id);
       }
-      const deadline = Date.now() + 20_000;
-      while (sent.some((id) => !r.ids.has(id)) && Date.now() < deadline) await new Promise((res) => setTimeout(res, 100));
-      expect(sent.filter((id) => !r.ids.has(id))).toEqual([]);
-
-      // SIGTERM drains and exits 0 within the time the file gives before its SIGKILL.
-      await Promise.all(
-        procs.map(async ({ d, child }) => {
-          child.proc.kill('SIGTERM');
-          const exit = await Promise.race([child.exited, new Promise<null>((res) => setTimeout(() => res(null), d.stopTimeoutS * 1000))]);
-          expect(exit, `${d.name} after SIGTERM:\n${child.output().slice(-2000)}`).toEqual({ code: 0, signal: null });
-        }),
-      );
     }
+    const deadline = Date.now() + 20_000;
+    while (sent.some((id) => !received().has(id)) && Date.now() < deadline) await new Promise((res) => setTimeout(res, 100));
+    expect(sent.filter((id) => !received().has(id))).toEqual([]);
 
-    const secrets = () => ({ KOPPEL_SECRET_KEY: crypto.randomBytes(32).toString('base64'), KOPPEL_ADMIN_API_KEY: ADMIN_KEY });
-    // Only what the tests need beyond the files: deliveries to this loopback receiver.
-    const testOnly = { KOPPEL_ALLOWED_NETWORKS: '127.0.0.0/8' };
+    // SIGTERM drains and exits 0 within the time the file gives before its SIGKILL.
+    await Promise.all(
+      procs.map(async ({ d, child }) => {
+        child.proc.kill('SIGTERM');
+        const exit = await Promise.race([child.exited, new Promise<null>((res) => setTimeout(() => res(null), d.stopTimeoutS * 1000))]);
+        expect(exit, `${d.name} after SIGTERM:\n${child.output().slice(-2000)}`).toEqual({ code: 0, signal: null });
+      }),
+    );
+  }
 
-    it('Procfile: two api and two worker processes as a process manager starts them', async () => {
-      const env = { ...secrets(), ...testOnly };
-      // honcho -c api=2,worker=2 runs each line twice and gives every process its own $PORT.
-      const declared: Declared[] = [];
-      for (let i = 0; i < 2; i++) {
-        const ports: Record<string, string> = { api: String(await freePort()), worker: String(await freePort()) };
-        const lines = procfile((name) => ports[name]);
-        expect(lines.map((d) => d.name)).toEqual(['api', 'worker']);
-        for (const d of lines) {
-          expect(d.env.KOPPEL_PORT).toBe(ports[d.name]);
-          declared.push({ ...d, name: `${d.name}.${i}`, env: { ...env, ...d.env } });
-        }
+  const secrets = () => ({ KOPPEL_SECRET_KEY: crypto.randomBytes(32).toString('base64'), KOPPEL_ADMIN_API_KEY: ADMIN_KEY });
+  // Only what the tests need beyond the files: deliveries to this loopback receiver.
+  const testOnly = { KOPPEL_ALLOWED_NETWORKS: '127.0.0.0/8' };
+
+  it('Procfile: two api and two worker processes as a process manager starts them', async () => {
+    const env = { ...secrets(), ...testOnly };
+    // honcho -c api=2,worker=2 runs each line twice and gives every process its own $PORT.
+    const declared: Declared[] = [];
+    for (let i = 0; i < 2; i++) {
+      const ports: Record<string, string> = { api: String(await freePort()), worker: String(await freePort()) };
+      const lines = procfile((name) => ports[name]);
+      expect(lines.map((d) => d.name)).toEqual(['api', 'worker']);
+      for (const d of lines) {
+        expect(d.env.KOPPEL_PORT).toBe(ports[d.name]);
+        declared.push({ ...d, name: `${d.name}.${i}`, env: { ...env, ...d.env } });
       }
-      await runDeployment(declared);
-    }, 120_000);
+    }
+    await runDeployment(declared);
+  }, 120_000);
 
-    it('systemd units: two instances of each template with deploy/koppel.env.example filled in', async () => {
-      const example = envFileOf(read('deploy/koppel.env.example'));
-      // The example names every value the units need; the empty ones are the operator's to fill.
-      expect(Object.keys(example)).toEqual(expect.arrayContaining(['KOPPEL_DATABASE_URL', 'KOPPEL_SECRET_KEY', 'KOPPEL_ADMIN_API_KEY', 'KOPPEL_DATA_DIR']));
-      const envFile = { ...example, ...secrets(), ...testOnly };
-      const instances: Declared[] = [];
-      for (let i = 0; i < 2; i++) {
-        const ports: Record<string, string> = {};
-        for (const unit of ['koppel-api@.service', 'koppel-worker@.service']) ports[unit] = String(await freePort());
-        instances.push(...systemdUnits(envFile, (unit) => ports[unit]).map((d) => ({ ...d, name: d.name.replace('@', `@${ports[d.name]}`) })));
-      }
-      await runDeployment(instances);
-    }, 120_000);
+  it('systemd units: two instances of each template with deploy/koppel.env.example filled in', async () => {
+    const example = envFileOf(read('deploy/koppel.env.example'));
+    // The example names every value the units need; the empty ones are the operator's to fill.
+    expect(Object.keys(example)).toEqual(expect.arrayContaining(['KOPPEL_DATABASE_URL', 'KOPPEL_SECRET_KEY', 'KOPPEL_ADMIN_API_KEY', 'KOPPEL_DATA_DIR']));
+    const envFile = { ...example, ...secrets(), ...testOnly };
+    const instances: Declared[] = [];
+    for (let i = 0; i < 2; i++) {
+      const ports: Record<string, string> = {};
+      for (const unit of ['koppel-api@.service', 'koppel-worker@.service']) ports[unit] = String(await freePort());
+      instances.push(...systemdUnits(envFile, (unit) => ports[unit]).map((d) => ({ ...d, name: d.name.replace('@', `@${ports[d.name]}`) })));
+    }
+    await runDeployment(instances);
+  }, 120_000);
 
-    it('docker-compose.yml: its api and worker services at their replica counts', async () => {
-      const services = composeServices(secrets());
-      expect(services.map((s) => [s.name, s.replicas])).toEqual([['api', 2], ['worker', 2]]);
-      // The published container port is the one the API listens on (Koppel's default, the image's EXPOSE).
-      const doc = parseYaml(read('docker-compose.yml')) as { services: { api: { ports: string[] } } };
-      expect(doc.services.api.ports[0]).toMatch(/:8071$/);
-      expect(read('Dockerfile')).toMatch(/^EXPOSE 8071$/m);
-      const declared = services.flatMap((s) => Array.from({ length: s.replicas }, (_, i) => ({ ...s, name: `${s.name}.${i}`, env: { ...s.env, ...testOnly } })));
-      await runDeployment(declared);
-    }, 120_000);
-  });
-}
+  it('docker-compose.yml: its api and worker services at their replica counts', async () => {
+    const services = composeServices(secrets());
+    expect(services.map((s) => [s.name, s.replicas])).toEqual([['api', 2], ['worker', 2]]);
+    // The published container port is the one the API listens on (Koppel's default, the image's EXPOSE).
+    const doc = parseYaml(read('docker-compose.yml')) as { services: { api: { ports: string[] } } };
+    expect(doc.services.api.ports[0]).toMatch(/:8071$/);
+    expect(read('Dockerfile')).toMatch(/^EXPOSE 8071$/m);
+    const declared = services.flatMap((s) => Array.from({ length: s.replicas }, (_, i) => ({ ...s, name: `${s.name}.${i}`, env: { ...s.env, ...testOnly } })));
+    await runDeployment(declared);
+  }, 120_000);
+});
