@@ -19,20 +19,25 @@ const ENDPOINTS = 3;
 interface CountingReceiver {
   url: string;
   counts: Map<string, number>;
-  /** How long the receiver holds each response (0: answers at once). */
-  delayMs: number;
+  /** While true, answers wait for release(): their senders keep those leases until then. */
+  hold: boolean;
+  /** webhook-ids of the requests held now. */
+  held: () => string[];
+  /** Answers every held request and stops holding. */
+  release: () => void;
   close: () => Promise<void>;
 }
 
 async function countingReceiver(): Promise<CountingReceiver> {
   const counts = new Map<string, number>();
+  const held: { id: string; answer: () => void }[] = [];
   const server = http.createServer((req, res) => {
     req.resume();
     req.on('end', () => {
       // Counted on arrival: a request whose sender dies before the answer still arrived.
       const id = String(req.headers['webhook-id']);
       counts.set(id, (counts.get(id) ?? 0) + 1);
-      if (receiver.delayMs > 0) setTimeout(() => res.end('ok'), receiver.delayMs);
+      if (receiver.hold) held.push({ id, answer: () => res.end('ok') });
       else res.end('ok');
     });
   });
@@ -41,7 +46,12 @@ async function countingReceiver(): Promise<CountingReceiver> {
   const receiver: CountingReceiver = {
     url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/hook`,
     counts,
-    delayMs: 0,
+    hold: false,
+    held: () => held.map((h) => h.id),
+    release: () => {
+      receiver.hold = false;
+      for (const h of held.splice(0)) h.answer();
+    },
     close: () => new Promise<void>((r) => (server.closeAllConnections(), server.close(() => r()))),
   };
   return receiver;
@@ -86,7 +96,12 @@ describeOnPostgres('multi-process scale-out on PostgreSQL', () => {
     for (let i = 0; i < ENDPOINTS; i++) receivers.push(await countingReceiver());
     const app = await api1.api('POST', '/api/v1/app', { name: 'Scale test' });
     expect(app.status).toBe(201);
-    for (const r of receivers) expect((await api1.api('POST', `/api/v1/app/${app.body.id}/endpoint`, { url: r.url })).status).toBe(201);
+    const endpointOf = new Map<CountingReceiver, string>();
+    for (const r of receivers) {
+      const ep = await api1.api('POST', `/api/v1/app/${app.body.id}/endpoint`, { url: r.url });
+      expect(ep.status).toBe(201);
+      endpointOf.set(r, ep.body.id);
+    }
 
     const acked = new Set<string>();
     const refused = new Map<string, number>();
@@ -102,19 +117,27 @@ describeOnPostgres('multi-process scale-out on PostgreSQL', () => {
       // A worker's lease owner is host:pid:random.
       const leasedBy = async () => (await db!.query(`select message_id, endpoint_id from deliveries where lease_owner like $1`, [`%:${pid}:%`])).rows;
       // Kill the worker while it has requests out, not between two claims (which would test
-      // nothing): the receivers hold their answers meanwhile (well inside the 2 s request
-      // timeout), so the worker's leases stay taken until it dies, and wait (bounded) until
-      // it holds some.
-      for (const r of receivers) r.delayMs = 300;
+      // nothing): the receivers hold every answer from now until after the kill (well inside
+      // the 2 s request timeout), and the kill waits (bounded) until one of the held requests
+      // is a delivery leased to this worker. That lease cannot be settled before the kill, since
+      // its answer is still held, so it is among what the dead worker holds.
+      for (const r of receivers) r.hold = true;
+      const heldFromIt = async () => {
+        const held = new Set(receivers.flatMap((r) => r.held().map((id) => `${endpointOf.get(r)}/${id}`)));
+        if (held.size === 0) return 0;
+        const ids = [...held].map((k) => k.slice(k.indexOf('/') + 1));
+        const rows = await db!.query(`select message_id, endpoint_id from deliveries where lease_owner like $1 and message_id = any($2)`, [`%:${pid}:%`, ids]);
+        return rows.rows.filter((r) => held.has(`${r.endpoint_id}/${r.message_id}`)).length;
+      };
       const waitStart = Date.now();
-      while ((await leasedBy()).length === 0 && Date.now() - waitStart < 20_000) await new Promise((r) => setTimeout(r, 20));
+      while ((await heldFromIt()) === 0 && Date.now() - waitStart < 20_000) await new Promise((r) => setTimeout(r, 10));
       waitedForLeasesMs = Date.now() - waitStart;
       await w1.kill();
       killedPid = pid;
-      for (const r of receivers) r.delayMs = 0;
       // What the dead worker held, read after its death (nothing changes them until the lease
       // expires): the only deliveries the kill may make arrive twice.
       leasedAtKill = new Set((await leasedBy()).map((r) => `${r.endpoint_id}/${r.message_id}`));
+      for (const r of receivers) r.release();
       restarted = start('worker');
     };
 
