@@ -138,7 +138,8 @@ describeOnPostgres('multi-process scale-out on PostgreSQL', () => {
       // expires): the only deliveries the kill may make arrive twice.
       leasedAtKill = new Set((await leasedBy()).map((r) => `${r.endpoint_id}/${r.message_id}`));
       for (const r of receivers) r.release();
-      restarted = start('worker');
+      // Registered for afterAll as soon as it is up, so a failed assertion below cannot leave it running.
+      restarted = start('worker').then((c) => (children.push(c), c));
     };
 
     const sender = async (apiChild: KoppelChild) => {
@@ -168,7 +169,7 @@ describeOnPostgres('multi-process scale-out on PostgreSQL', () => {
     // A worker leases no more than its concurrency (no endpoint reaches its cap of 100 here, so
     // nothing waits for a slot): the most a kill can make arrive twice.
     expect(leasedAtKill.size).toBeLessThanOrEqual(WORKER_CONCURRENCY);
-    children.push(await restarted!);
+    await restarted!;
     if (refused.size) console.log('api output:\n', api1.output().slice(-4000), api2.output().slice(-4000));
     expect(Object.fromEntries(refused), 'every create is acknowledged').toEqual({});
     expect(acked.size).toBe(MESSAGES);
