@@ -10,7 +10,7 @@ import type { Config } from './config.js';
 import type { Context } from './context.js';
 import { SecretBox, loadOrCreateMasterKey } from './crypto/secret-box.js';
 import { DeliveryWorker } from './delivery/worker.js';
-import { createEnvironment } from './environments/routes.js';
+import { newEnvironmentRows } from './environments/routes.js';
 import { buildApp } from './http/app.js';
 import { Authenticator, generateApiKey } from './http/auth.js';
 import { ApplicationCache } from './applications/cache.js';
@@ -48,11 +48,15 @@ function loadOrCreateAdminKey(dataDir: string): string {
   return key;
 }
 
+/**
+ * The environment the admin key acts on: the first one, created at the first start. Processes
+ * starting together on a fresh database (two API processes of one deployment) must agree on it,
+ * so the store looks and creates under its migration lock.
+ */
 async function defaultEnvironment(store: Store): Promise<string> {
-  const first = await store.listEnvironments({ limit: 1, after: null, order: 'asc' });
-  if (first.items.length) return first.items[0].id;
-  const { env } = await createEnvironment({ store }, 'default');
-  return env.id;
+  // Its first key is never shown (the admin key is this environment's credential); it is listed
+  // like any environment's first key and can be revoked.
+  return (await store.firstEnvironmentOrCreate(() => newEnvironmentRows('default'))).id;
 }
 
 export async function startKoppel(config: Config, opts: { logger?: Logger; listen?: boolean; store?: Store } = {}): Promise<Koppel> {

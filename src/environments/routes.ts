@@ -10,7 +10,7 @@ import { generateApiKey, hashApiKey, requireAdmin } from '../http/auth.js';
 import { CredentialOnceIdempotencyHeaders, errorResponses, iso, notFoundError } from '../http/common.js';
 import { ListResponse, PaginationQuery, isIteratorOf, listPage } from '../http/pagination.js';
 import { newId } from '../lib/ids.js';
-import type { EnvironmentRow } from '../store/schema.js';
+import type { ApiKeyRow, EnvironmentRow } from '../store/schema.js';
 
 export const EnvironmentIn = Type.Object({ name: Type.String({ minLength: 1, maxLength: 256 }) }, { $id: 'EnvironmentIn', additionalProperties: false });
 export const EnvironmentOut = Type.Object({ id: Type.String(), name: Type.String(), createdAt: Type.String({ format: 'date-time' }) }, { $id: 'EnvironmentOut' });
@@ -21,15 +21,21 @@ export const EnvironmentCreatedOut = Type.Object(
 
 const environmentOut = (e: EnvironmentRow): Static<typeof EnvironmentOut> => ({ id: e.id, name: e.name, createdAt: iso(Number(e.created_at)) });
 
-/** Creates an environment with a first key (also used at first start for the default one). */
-export async function createEnvironment(ctx: Pick<Context, 'store'>, name: string, id = newId('env')) {
+/** The rows of a new environment and its first key, and that key in clear (shown once). */
+export function newEnvironmentRows(name: string) {
   const now = Date.now();
-  const env: EnvironmentRow = { id, name, created_at: now };
-  await ctx.store.createEnvironment(env);
+  const environment: EnvironmentRow = { id: newId('env'), name, created_at: now };
   const key = generateApiKey();
-  const keyId = newId('key');
-  await ctx.store.createApiKey({ id: keyId, environment_id: env.id, application_id: null, name: `${name} (initial key)`, key_hash: hashApiKey(key), key_prefix: key.slice(0, 8), created_at: now, revoked_at: null });
-  return { env, key, keyId };
+  const apiKey: ApiKeyRow = { id: newId('key'), environment_id: environment.id, application_id: null, name: `${name} (initial key)`, key_hash: hashApiKey(key), key_prefix: key.slice(0, 8), created_at: now, revoked_at: null };
+  return { environment, apiKey, key };
+}
+
+/** Creates an environment with a first key. */
+async function createEnvironment(ctx: Pick<Context, 'store'>, name: string) {
+  const { environment: env, apiKey, key } = newEnvironmentRows(name);
+  await ctx.store.createEnvironment(env);
+  await ctx.store.createApiKey(apiKey);
+  return { env, key, keyId: apiKey.id };
 }
 
 const tags = ['Environment'];

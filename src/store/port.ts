@@ -206,6 +206,12 @@ export interface Store {
 
   // environments and API keys
   createEnvironment(row: EnvironmentRow): Promise<void>;
+  /**
+   * The first environment (the default one the admin key acts on), created with its first key
+   * from `create()` when there is none yet. Holds the migration lock while it looks, so processes
+   * starting together on a fresh database agree on one default environment.
+   */
+  firstEnvironmentOrCreate(create: () => { environment: EnvironmentRow; apiKey: ApiKeyRow }): Promise<EnvironmentRow>;
   getEnvironment(id: string): Promise<EnvironmentRow | undefined>;
   listEnvironments(page: PageRequest): Promise<Page<EnvironmentRow>>;
   createApiKey(row: ApiKeyRow): Promise<void>;

@@ -184,6 +184,20 @@ export class SqlStore implements Store {
   async createEnvironment(row: EnvironmentRow) {
     await this.db.insertInto('environments').values(row).execute();
   }
+  firstEnvironmentOrCreate(create: () => { environment: EnvironmentRow; apiKey: ApiKeyRow }) {
+    return this.hooks.withMigrationLock(this.db, async (db) => {
+      const first = await db.selectFrom('environments').selectAll().orderBy('id').limit(1).executeTakeFirst();
+      if (first) return first;
+      const { environment, apiKey } = create();
+      const write = async (tx: Kysely<Database>) => {
+        await tx.insertInto('environments').values(environment).execute();
+        await tx.insertInto('api_keys').values(apiKey).execute();
+      };
+      if (this.hooks.migrationLockIsTransaction) await write(db);
+      else await db.transaction().execute(write);
+      return environment;
+    });
+  }
   getEnvironment(id: string) {
     return this.db.selectFrom('environments').selectAll().where('id', '=', id).executeTakeFirst();
   }

@@ -139,6 +139,12 @@ describeOnPostgres('deployment files', () => {
     // Each process runs its role: only API processes serve the API.
     for (const p of procs) expect((await p.child.api('GET', '/api/v1/app')).status, p.d.name).toBe(p.d.role === 'api' ? 200 : 404);
 
+    // The API processes started together on a fresh database and agree on one default environment
+    // (the one the admin key acts on), or an application made through one would be missing in another.
+    const environments = await Promise.all(apis.map(async (p) => (await p.child.api('GET', '/api/v1/environment')).body.data.map((e: { id: string }) => e.id)));
+    expect(environments[0]).toHaveLength(1);
+    for (const listed of environments) expect(listed).toEqual(environments[0]);
+
     const r = await startReceiver();
     cleanups.push(r.close);
     const received = () => new Set(r.requests.map((q) => String(q.headers['webhook-id'])));

@@ -9,6 +9,7 @@
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
 import { afterAll, expect, it } from 'vitest';
+import { newEnvironmentRows } from '../../src/environments/routes.js';
 import { MIGRATIONS } from '../../src/store/migrations/index.js';
 import { isPostgresUnavailable, openPostgresStore, type PostgresStore } from '../../src/store/postgres.js';
 import { StaleRoutingError, type Store } from '../../src/store/port.js';
@@ -65,17 +66,23 @@ if (url) {
     }
   }
 
-  it('migrates once when several processes start on one fresh database at the same moment', async () => {
+  it('migrates once and creates one default environment when several processes start on one fresh database at the same moment', async () => {
     // Each store has pools of its own, as separate processes would; the advisory lock serialises
-    // them, and each after the first finds the migrations applied.
+    // them, and each after the first finds the migrations applied and the default environment made.
     const schema = `t_${randomBytes(8).toString('hex')}`;
     await admin.query(`create schema ${schema}`);
     const stores = Array.from({ length: 6 }, () => openPostgresStore(url!, { schema, max: 2 }));
     try {
-      const results = await Promise.allSettled(stores.map((s) => s.migrate()));
+      const results = await Promise.allSettled(stores.map(async (s) => {
+        await s.migrate();
+        return (await s.firstEnvironmentOrCreate(() => newEnvironmentRows('default'))).id;
+      }));
       expect(results.filter((r) => r.status === 'rejected')).toEqual([]);
       const applied = (await admin.query(`select name from ${schema}.koppel_migrations order by name`)).rows.map((r) => r.name);
       expect(applied).toEqual(MIGRATIONS.map((m) => m.name));
+      const envs = (await admin.query(`select id from ${schema}.environments`)).rows.map((r) => r.id);
+      expect(envs).toHaveLength(1);
+      expect(results.map((r) => (r as PromiseFulfilledResult<string>).value)).toEqual(Array(6).fill(envs[0]));
     } finally {
       await Promise.all(stores.map((s) => s.close()));
       await admin.query(`drop schema ${schema} cascade`);

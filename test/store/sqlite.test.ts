@@ -32,7 +32,7 @@ storeContract(
 );
 
 describe('sqlite: migrations', () => {
-  it('migrates once when several processes start on one fresh file at the same moment', async () => {
+  it('migrates once and creates one default environment when several processes start on one fresh file at the same moment', async () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'koppel-migrate-'));
     const file = path.join(dir, 'koppel.db');
     try {
@@ -57,6 +57,10 @@ describe('sqlite: migrations', () => {
       try {
         const applied = (db.prepare('select name from koppel_migrations order by name').all() as { name: string }[]).map((r) => r.name);
         expect(applied).toEqual(MIGRATIONS.map((m) => m.name));
+        // One default environment, and every process took that one as its own.
+        const envs = (db.prepare('select id from environments').all() as { id: string }[]).map((r) => r.id);
+        expect(envs).toHaveLength(1);
+        for (const r of results) expect(r.out).toContain(`migrated; default environment ${envs[0]}`);
       } finally {
         db.close();
       }

@@ -208,6 +208,25 @@ export function storeContract(name: string, open: () => Promise<Store>, dispose:
         expect(ids((await store.listEnvironments(page(10, null, 'desc'))).items)).toEqual(ids(envs).reverse());
       });
 
+      it('creates the first environment with its key once, then returns that one', async () => {
+        const made: string[] = [];
+        const create = (name: string) => () => {
+          const environment = { id: newId('env'), name, created_at: Date.now() };
+          made.push(environment.id);
+          return { environment, apiKey: { id: newId('key'), environment_id: environment.id, application_id: null, name: `${name} key`, key_hash: newId('hash'), key_prefix: 'kpl_test', created_at: Date.now(), revoked_at: null } };
+        };
+        // Calls racing on one store (one process) agree as well as separate processes do.
+        const [a, b] = await Promise.all([store.firstEnvironmentOrCreate(create('default')), store.firstEnvironmentOrCreate(create('default'))]);
+        expect(made).toHaveLength(1);
+        expect(a).toEqual(b);
+        expect(a.id).toBe(made[0]);
+        expect((await store.listApiKeys(a.id, page(10))).items.map((k) => k.name)).toEqual(['default key']);
+        // Once one exists, create() is not called, and a later environment does not replace it.
+        await store.createEnvironment(environment({ name: 'later' }));
+        expect(await store.firstEnvironmentOrCreate(create('other'))).toEqual(a);
+        expect(made).toHaveLength(1);
+      });
+
       it('creates API keys, finds them by hash and id, lists and revokes', async () => {
         const envA = environment();
         const envB = environment();
