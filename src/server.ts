@@ -9,6 +9,7 @@ import Fastify, { type FastifyInstance } from 'fastify';
 import type { Config } from './config.js';
 import type { Context } from './context.js';
 import { SecretBox, loadOrCreateMasterKey } from './crypto/secret-box.js';
+import { createFileOnce, readIfExists } from './lib/key-file.js';
 import { DeliveryWorker } from './delivery/worker.js';
 import { newEnvironmentRows } from './environments/routes.js';
 import { buildApp } from './http/app.js';
@@ -34,17 +35,16 @@ export interface Koppel {
   close(): Promise<void>;
 }
 
-/** Reads or creates `<dataDir>/admin.key` (mode 0600). */
+/**
+ * Reads or creates `<dataDir>/admin.key` (mode 0600). Processes starting together on one data
+ * directory all take the key that was written first.
+ */
 function loadOrCreateAdminKey(dataDir: string): string {
   const file = path.join(dataDir, 'admin.key');
-  try {
-    return fs.readFileSync(file, 'utf8').trim();
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
-  }
-  fs.mkdirSync(dataDir, { recursive: true });
-  const key = generateApiKey();
-  fs.writeFileSync(file, key + '\n', { mode: 0o600, flag: 'wx' });
+  if (readIfExists(file) === null) createFileOnce(file, generateApiKey() + '\n');
+  const key = (readIfExists(file) ?? '').trim();
+  // The same floor as KOPPEL_ADMIN_API_KEY: an emptied or truncated file must not become a key.
+  if (key.length < 16) throw new Error(`${file} does not hold an admin API key (at least 16 characters). Delete it to have a new key generated at the next start, or set KOPPEL_ADMIN_API_KEY.`);
   return key;
 }
 

@@ -146,6 +146,37 @@ describe('starting with no configuration', () => {
     expect(await stop(third)).toEqual({ code: 0, signal: null });
   });
 
+  it('starts an API and a worker process together on one fresh data directory with one admin key and one master key', { timeout: 120_000 }, async () => {
+    const dataDir = tempDir('koppel-start-together-');
+    dirs.push(dataDir);
+    const [apiPort, workerPort] = [await freePort(), await freePort()];
+    const api = startChild({ KOPPEL_DATA_DIR: dataDir, KOPPEL_PORT: String(apiPort) }, ['--role', 'api']);
+    const worker = startChild({ KOPPEL_DATA_DIR: dataDir, KOPPEL_PORT: String(workerPort) }, ['--role', 'worker']);
+    const url = await apiUrlOf(api);
+    await waitFor(worker, 'the worker banner', () => (/Koppel is running \(worker\)/.test(worker.stderr()) ? true : undefined));
+    // Each key file is whole, and no temp file of the process that lost the race is left.
+    expect(fs.readdirSync(dataDir).filter((f) => f.endsWith('.key')).sort()).toEqual(['admin.key', 'secret.key']);
+    expect(fs.readdirSync(dataDir).filter((f) => f.endsWith('.tmp'))).toEqual([]);
+    const adminKey = fs.readFileSync(path.join(dataDir, 'admin.key'), 'utf8').trim();
+    expect(api.stderr()).toContain(`Admin key: ${adminKey}`);
+    expect(await get(`${url}/api/v1/app`, adminKey)).toBe(200);
+    expect(await stop(api)).toEqual({ code: 0, signal: null });
+    expect(await stop(worker)).toEqual({ code: 0, signal: null });
+  });
+
+  it('refuses an admin.key file that holds no key, naming the file and the way out', { timeout: 60_000 }, async () => {
+    const dataDir = tempDir('koppel-start-empty-key-');
+    dirs.push(dataDir);
+    fs.writeFileSync(path.join(dataDir, 'admin.key'), '\n', { mode: 0o600 });
+    const child = startChild({ KOPPEL_DATA_DIR: dataDir, KOPPEL_PORT: String(await freePort()) });
+    const exit = await exitOf(child);
+    expect(exit.code).not.toBe(0);
+    expect(child.stderr()).toContain(`${path.join(dataDir, 'admin.key')} does not hold an admin API key`);
+    expect(child.stderr()).toContain('Delete it to have a new key generated');
+    // Left for the operator to look at, not replaced.
+    expect(fs.readFileSync(path.join(dataDir, 'admin.key'), 'utf8')).toBe('\n');
+  });
+
   it('refuses a bad setting before starting, naming the variable on stderr', { timeout: 60_000 }, async () => {
     const dataDir = tempDir('koppel-start-bad-');
     dirs.push(dataDir);

@@ -10,6 +10,7 @@
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
+import { createFileOnce, readIfExists } from '../lib/key-file.js';
 
 const VERSION = 'v1';
 const KEY_BYTES = 32;
@@ -163,11 +164,9 @@ export class SecretBox {
 /**
  * Returns the master key stored in `<dataDir>/secret.key`, creating it (32 random bytes, base64,
  * mode 0600, parent directories as needed) on first use. Used when KOPPEL_SECRET_KEY is unset.
- *
- * Creation writes a temp file, fsyncs it, then hard-links it into place. Unlike rename, link
- * refuses to overwrite: when an API and a worker process start at the same moment, the loser gets
- * EEXIST and reads the winner's key instead of replacing it (a replaced key would make everything
- * the winner already encrypted unreadable).
+ * When an API and a worker process start at the same moment, both end up with the one key that
+ * was written first (createFileOnce): a replaced key would make everything the other process
+ * already encrypted unreadable.
  * @throws Error if an existing file does not hold a valid key — it is never overwritten, since it
  *   may be the only way to decrypt stored secrets.
  */
@@ -175,43 +174,14 @@ export function loadOrCreateMasterKey(dataDir: string): string {
   const file = path.join(dataDir, 'secret.key');
   const existing = readKeyFile(file);
   if (existing !== null) return existing;
-
-  fs.mkdirSync(dataDir, { recursive: true, mode: 0o700 });
-  const key = crypto.randomBytes(KEY_BYTES).toString('base64');
-  const tmp = `${file}.${process.pid}.${crypto.randomBytes(6).toString('hex')}.tmp`;
-  const fd = fs.openSync(tmp, 'wx', 0o600);
-  try {
-    fs.writeSync(fd, `${key}\n`);
-    fs.fsyncSync(fd); // the key must be durable before it can be used to encrypt anything
-  } finally {
-    fs.closeSync(fd);
-  }
-  try {
-    try {
-      fs.linkSync(tmp, file);
-    } catch (err) {
-      const code = (err as NodeJS.ErrnoException).code;
-      if (code === 'EEXIST') return readKeyFile(file) ?? fail(file);
-      // Some filesystems have no hard links; fall back to rename, which is still atomic.
-      if (code === 'EPERM' || code === 'ENOTSUP' || code === 'ENOSYS' || code === 'EOPNOTSUPP') fs.renameSync(tmp, file);
-      else throw err;
-    }
-    syncDir(dataDir);
-  } finally {
-    fs.rmSync(tmp, { force: true });
-  }
-  // Re-read rather than return `key`, so that whatever is on disk is what this process uses.
+  createFileOnce(file, `${crypto.randomBytes(KEY_BYTES).toString('base64')}\n`);
+  // Re-read rather than return the generated key, so that whatever is on disk is what this process uses.
   return readKeyFile(file) ?? fail(file);
 }
 
 function readKeyFile(file: string): string | null {
-  let text: string;
-  try {
-    text = fs.readFileSync(file, 'utf8');
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
-    throw err;
-  }
+  const text = readIfExists(file);
+  if (text === null) return null;
   const key = text.trim();
   if (!decodeMasterKey(key)) fail(file);
   return key;
@@ -219,18 +189,4 @@ function readKeyFile(file: string): string | null {
 
 function fail(file: string): never {
   throw new Error(`${file} does not contain a valid master key (base64 of 32 bytes). Restore the original file, or if no secrets were stored yet, delete it to generate a new one.`);
-}
-
-function syncDir(dir: string): void {
-  // Persist the directory entry too; not supported on every platform, and best effort is enough.
-  try {
-    const fd = fs.openSync(dir, 'r');
-    try {
-      fs.fsyncSync(fd);
-    } finally {
-      fs.closeSync(fd);
-    }
-  } catch {
-    /* ignore */
-  }
 }
