@@ -8,7 +8,6 @@
  * cannot be edited without failing authentication.
  */
 import crypto from 'node:crypto';
-import fs from 'node:fs';
 import path from 'node:path';
 import { createFileOnce, readIfExists } from '../lib/key-file.js';
 
