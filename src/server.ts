@@ -2,7 +2,6 @@
  * Assembles a Koppel process from its configuration: store, keys, HTTP API and/or delivery
  * worker by role. Used by main.ts and by tests that need a whole server.
  */
-import fs from 'node:fs';
 import path from 'node:path';
 import { pino, type Logger } from 'pino';
 import Fastify, { type FastifyInstance } from 'fastify';
