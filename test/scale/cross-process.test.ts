@@ -34,11 +34,14 @@ describeOnPostgres('cross-process behaviour on PostgreSQL', (DB) => {
     await c.dropDatabase?.();
     for (const d of c.dirs) fs.rmSync(d, { recursive: true, force: true });
   };
-  afterEach(cleanUp);
+  // DROP DATABASE makes the server checkpoint; with the other test files writing to the same
+  // server on a busy machine that once took the clean-up past vitest's 30 s for hooks.
+  const CLEAN_UP_MS = 120_000;
+  afterEach(cleanUp, CLEAN_UP_MS);
   afterAll(async () => {
     await Promise.all(all.map((k) => k.kill()));
     await cleanUp();
-  });
+  }, CLEAN_UP_MS);
 
   /**
    * A fresh database, a client on it for the test's own queries, and a starter for Koppel
