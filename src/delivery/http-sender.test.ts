@@ -1,6 +1,7 @@
 import { createServer as createHttpServer, type IncomingHttpHeaders, type RequestListener, type Server as HttpServer } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import { createServer as createNetServer, type Server as NetServer, type Socket } from 'node:net';
+import { Worker } from 'node:worker_threads';
 import { gzipSync } from 'node:zlib';
 import { afterEach, describe, it, expect } from 'vitest';
 
@@ -223,6 +224,63 @@ describe('HttpSender against real receivers', () => {
     expect(result.error).toBe('deadline of 300 ms exceeded before the response headers arrived');
     expect(result.durationMs).toBeGreaterThanOrEqual(290);
     expect(result.durationMs).toBeLessThan(1000);
+  });
+
+  /**
+   * A receiver on a thread of its own, so a stall of this thread does not stall it; `delayMs`
+   * before each answer (-1: never answer).
+   */
+  async function threadReceiver(delayMs: number): Promise<{ url: string; received: () => Promise<number> }> {
+    const w = new Worker(
+      `const http = require('node:http');
+       const { parentPort, workerData } = require('node:worker_threads');
+       let n = 0;
+       const s = http.createServer((q, r) => { q.resume(); q.on('end', () => { n++; if (workerData >= 0) setTimeout(() => r.end('ok'), workerData); }); });
+       parentPort.on('message', () => parentPort.postMessage(n));
+       s.listen(0, '127.0.0.1', () => parentPort.postMessage(s.address().port));`,
+      { eval: true, workerData: delayMs },
+    );
+    cleanups.push(async () => void (await w.terminate()));
+    const port = await new Promise<number>((resolve) => w.once('message', resolve));
+    return {
+      url: `http://127.0.0.1:${port}/hook`,
+      received: () => new Promise<number>((resolve) => (w.once('message', resolve), w.postMessage('count'))),
+    };
+  }
+  const stall = (ms: number) => {
+    const end = Date.now() + ms;
+    while (Date.now() < end) {
+      /* this thread busy, as in a GC pause or a large request's parsing */
+    }
+  };
+
+  it('does not fail as a timeout an exchange the receiver answered in time while this process stalled', async () => {
+    const rx = await threadReceiver(0);
+    const s = sender({ deadlineMs: 300, stallGraceMs: 500 });
+    expect((await s.send({ ...payload, url: rx.url })).ok).toBe(true);
+    // Stalled past the deadline right after the send: the request may not even be written yet
+    // when the late timer fires. Without the time given back most of these failed as timeouts
+    // while the receiver got (and answered) every request, the retry's duplicate in the making.
+    const outcomes: string[] = [];
+    for (let i = 0; i < 6; i++) {
+      const sent = s.send({ ...payload, url: rx.url });
+      stall(600);
+      const r = await sent;
+      outcomes.push(r.ok ? 'ok' : `${r.errorClass} after ${r.durationMs} ms`);
+    }
+    expect(outcomes).toEqual(Array(6).fill('ok'));
+    expect(await rx.received()).toBe(7);
+  });
+
+  it('gives a stalled exchange back at most stallGraceMs, once', async () => {
+    const rx = await threadReceiver(-1);
+    const sent = sender({ deadlineMs: 300, stallGraceMs: 200 }).send({ ...payload, url: rx.url });
+    stall(600);
+    const r = await sent;
+    expect(r).toMatchObject({ ok: false, errorClass: 'timeout', error: 'deadline of 300 ms exceeded before the response headers arrived' });
+    // The timer fired ~300 ms late; 200 of them are given back, and no more after that.
+    expect(r.durationMs).toBeGreaterThanOrEqual(790);
+    expect(r.durationMs).toBeLessThan(1500);
   });
 
   it('stops a slow-drip body at the deadline', async () => {

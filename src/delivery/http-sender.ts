@@ -56,6 +56,11 @@ export interface SenderOptions {
   /** Budget for the whole exchange: DNS, connect, TLS, headers and the entire body. */
   deadlineMs: number;
   maxResponseBytes: number;
+  /**
+   * At most this much time is given back to an exchange whose deadline timer fired late because
+   * this process stalled (see send()); 0 gives none. It must fit in the lease beyond the deadline.
+   */
+  stallGraceMs?: number;
   userAgent?: string;
 }
 
@@ -293,6 +298,7 @@ export class HttpSender {
   private readonly agent: Agent;
   private readonly allow: AllowList;
   private readonly deadlineMs: number;
+  private readonly stallGraceMs: number;
   private readonly maxResponseBytes: number;
   private readonly userAgent: string;
   private readonly targets = new Map<string, { origin: string; path: string } | { error: string }>();
@@ -300,6 +306,7 @@ export class HttpSender {
   constructor(opts: SenderOptions) {
     this.allow = parseNetworks(opts.allowedNetworks);
     this.deadlineMs = opts.deadlineMs;
+    this.stallGraceMs = opts.stallGraceMs ?? 0;
     this.maxResponseBytes = opts.maxResponseBytes;
     this.userAgent = opts.userAgent ?? DEFAULT_USER_AGENT;
     this.agent = new Agent({
@@ -346,12 +353,26 @@ export class HttpSender {
       };
       // Our own timer rather than undici's timeouts: it also bounds DNS and connect (before
       // undici has a request to abort), and a body dribbled byte by byte.
-      const timer = setTimeout(() => {
+      const expire = () => {
+        if (settled) return;
         deadlineError = new DeadlineExceeded(this.deadlineMs, progress.phase);
         finish(deadlineError);
         // Tears down the socket; if the exchange has not started yet it is aborted when it does.
         controller?.abort(deadlineError);
-      }, this.deadlineMs);
+      };
+      // The deadline is time this process could watch the exchange. When this process stalls (a
+      // large bulk request, a GC pause, a starved CPU), the timer fires late, before the loop has
+      // read the answer that came in meanwhile or even written a request that waited: failing it
+      // then would retry a delivery the receiver may well have handled, and deliver it twice. So
+      // a late timer gives the exchange the time it was late back, once, up to stallGraceMs; and
+      // the verdict waits for the loop's next read of sockets (setImmediate runs after it).
+      const graceMs = this.stallGraceMs;
+      const onTimer = (extended: boolean) => {
+        const lateMs = performance.now() - started - this.deadlineMs;
+        if (!extended && graceMs > 0 && lateMs >= 1) timer = setTimeout(() => onTimer(true), Math.min(lateMs, graceMs));
+        else setImmediate(expire);
+      };
+      let timer = setTimeout(() => onTimer(false), this.deadlineMs);
       const maxBytes = this.maxResponseBytes;
       const handler: Dispatcher.DispatchHandler = {
         onRequestStart(c) {

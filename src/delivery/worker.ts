@@ -44,6 +44,16 @@ interface PreparedEndpoint {
   redacted: Set<string>;
 }
 
+/**
+ * The most an exchange's deadline may be stretched to give back time this process stalled
+ * (HttpSender's stallGraceMs): half the lease margin an attempt must have left when it starts
+ * beyond its deadline (startNextWaiting), so the stretched exchange still ends, and its outcome
+ * can be written, inside the lease.
+ */
+export function stallGraceMs(c: Pick<Config, 'leaseMs' | 'requestTimeoutMs'>): number {
+  return Math.max(0, Math.min(1000, (c.leaseMs - c.requestTimeoutMs) / 2) / 2);
+}
+
 /** How long freed slots are collected before one claim refills them (measured: a claim per
  * completed attempt made claims 90 % of the worker's time at 10 busy endpoints). */
 const WAKE_COALESCE_MS = 5;
@@ -135,7 +145,7 @@ export class DeliveryWorker {
   constructor(private readonly deps: WorkerDeps) {
     const c = deps.config;
     this.transformLimits = deliveryLimitsOf(c);
-    const senderOptions = { allowedNetworks: c.allowedNetworks, deadlineMs: c.requestTimeoutMs, maxResponseBytes: c.maxResponseBytes };
+    const senderOptions = { allowedNetworks: c.allowedNetworks, deadlineMs: c.requestTimeoutMs, maxResponseBytes: c.maxResponseBytes, stallGraceMs: stallGraceMs(c) };
     this.sender = c.deliveryThreads > 0 ? new SenderThreads(c.deliveryThreads, senderOptions) : new HttpSender(senderOptions);
   }
 
